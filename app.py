@@ -1,0 +1,126 @@
+"""stocksync's functions: the HTTP API, the SQS day worker.
+
+Only wiring lives here. Each client (database pool, SQS, tushare) is made once
+per container by a getter and handed to the chalicelib object that uses it, so
+a warm Lambda reuses its connections.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from chalice import Chalice
+
+from chalicelib import api
+from chalicelib.config import DAY_QUEUE_NAME, Settings, market_today
+from chalicelib.db import Database
+from chalicelib.jobs import JobService
+from chalicelib.queue import DayQueue
+from chalicelib.source import TushareSource, make_client
+from chalicelib.trading_calendar import TradingCalendar
+from chalicelib.validation import parse_json_body, validate_batch_request
+from chalicelib.worker import DayWorker, RetryPolicy
+
+app = Chalice(app_name="stocksync")
+
+BATCH = "/api/v1/sync-status/sync/batch"
+# Each function's peak concurrency: the database's connection budget, not the traffic, sets it.
+WORKER_MAX_CONCURRENCY = 5
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(name: str, make: Any) -> Any:
+    with _clients_lock:
+        if name not in _clients:
+            _clients[name] = make()
+        return _clients[name]
+
+
+def get_settings() -> Settings:
+    return _client("settings", Settings.from_env)
+
+
+def get_db() -> Database:
+    settings = get_settings()
+
+    def make() -> Database:
+        db = Database(settings.database_url, settings.db_pool_size)
+        # Once per container; a no-op after the first deploy, and lock-guarded.
+        db.migrate()
+        return db
+    return _client("db", make)
+
+
+def get_queue() -> DayQueue:
+    settings = get_settings()
+
+    def make() -> DayQueue:
+        sqs = boto3.client("sqs", region_name=settings.aws_region,
+                           endpoint_url=settings.sqs_endpoint_url)
+        url = settings.sqs_queue_url or sqs.get_queue_url(QueueName=DAY_QUEUE_NAME)["QueueUrl"]
+        return DayQueue(sqs, url)
+    return _client("queue", make)
+
+
+def get_jobs() -> JobService:
+    return _client("jobs", lambda: JobService(get_db(), get_queue()))
+
+
+def get_worker() -> DayWorker:
+    settings = get_settings()
+
+    def make() -> DayWorker:
+        source = TushareSource(make_client(settings.tushare_token, settings.tushare_api_url,
+                                           settings.tushare_timeout_s))
+        return DayWorker(get_db(), source, TradingCalendar(get_db(), source), get_queue(),
+                         RetryPolicy.from_settings(settings))
+    return _client("worker", make)
+
+
+json_api = api.json_api(lambda: app.current_request)
+
+
+@app.route(BATCH, methods=["POST"], cors=True,
+           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
+@json_api
+def start_batch_sync() -> dict[str, Any]:
+    body = parse_json_body(app.current_request.raw_body)
+    request = validate_batch_request(body, market_today(), get_settings().max_range_days)
+    created = get_jobs().create(request)
+    return {"task_id": created.task_id, "total_days": created.total_days,
+            "message": created.message}
+
+
+@app.route(BATCH + "/progress/{task_id}", methods=["GET"], cors=True)
+@json_api
+def batch_progress(task_id: str) -> dict[str, Any]:
+    return get_jobs().progress(task_id).as_json()
+
+
+@app.route(BATCH + "/cancel/{task_id}", methods=["POST"], cors=True,
+           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
+@json_api
+def cancel_batch_sync(task_id: str) -> dict[str, Any]:
+    return get_jobs().cancel(task_id).as_json()
+
+
+@app.route(BATCH + "/days/{task_id}", methods=["GET"], cors=True)
+@json_api
+def batch_days(task_id: str) -> list[dict[str, Any]]:
+    return get_jobs().days(task_id)
+
+
+@app.route(BATCH + "/jobs", methods=["GET"], cors=True)
+@json_api
+def recent_jobs() -> list[dict[str, Any]]:
+    return get_jobs().recent()
+
+
+@app.on_sqs_message(queue=DAY_QUEUE_NAME, batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)
+def sync_day(event: Any) -> None:
+    worker = get_worker()
+    for record in event:
+        worker.handle_message(record.body, record.receipt_handle)

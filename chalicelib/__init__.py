@@ -1,0 +1,1 @@
+"""stocksync: durable batch sync of tushare daily bars into PostgreSQL."""

@@ -1,0 +1,56 @@
+"""Settings, read once from the environment.
+
+In AWS the stages of `.chalice/config.json` set these variables; locally the
+dev stack (`devstack/`) sets them before it starts the API and the workers.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Mapping
+from zoneinfo import ZoneInfo
+
+# A-share trading dates are Beijing dates, whatever the server's zone.
+MARKET_TZ = ZoneInfo("Asia/Shanghai")
+
+DAY_QUEUE_NAME = "stocksync-days"
+TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
+
+
+def market_today() -> date:
+    return datetime.now(MARKET_TZ).date()
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    sqs_queue_url: str | None
+    sqs_endpoint_url: str | None
+    aws_region: str
+    tushare_token: str
+    tushare_api_url: str
+    tushare_timeout_s: float
+    max_range_days: int
+    max_attempts: int
+    retry_base_s: float
+    retry_max_s: float
+    db_pool_size: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("DATABASE_URL", ""),
+            sqs_queue_url=env.get("SQS_QUEUE_URL") or None,
+            sqs_endpoint_url=env.get("SQS_ENDPOINT_URL") or None,
+            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "ap-east-1",
+            tushare_token=env.get("TUSHARE_TOKEN", ""),
+            tushare_api_url=env.get("TUSHARE_API_URL") or TUSHARE_DEFAULT_URL,
+            tushare_timeout_s=float(env.get("TUSHARE_TIMEOUT_S", "30")),
+            max_range_days=int(env.get("MAX_RANGE_DAYS", "90")),
+            max_attempts=int(env.get("MAX_ATTEMPTS", "5")),
+            retry_base_s=float(env.get("RETRY_BASE_S", "10")),
+            retry_max_s=float(env.get("RETRY_MAX_S", "300")),
+            db_pool_size=int(env.get("DB_POOL_SIZE", "4")),
+        )

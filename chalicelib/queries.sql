@@ -1,0 +1,185 @@
+-- Every statement stocksync runs, by name. Loaded by chalicelib.db.query(name).
+-- Format: a `-- name --` line, a one-line description, then the statement.
+
+-- lock_job_creation --
+-- Serialise job creation across API instances for the rest of the transaction.
+SELECT pg_advisory_xact_lock(%(lock_key)s)
+
+-- active_job --
+-- The job that blocks new ones, if any.
+SELECT task_id FROM sync_jobs WHERE status = 'running' LIMIT 1
+
+-- insert_job --
+-- A new running job; nothing when the task id is taken (the caller picks another).
+INSERT INTO sync_jobs (task_id, start_date, end_date, force, message)
+VALUES (%(task_id)s, %(start_date)s, %(end_date)s, %(force)s, %(message)s)
+ON CONFLICT (task_id) DO NOTHING
+RETURNING task_id
+
+-- insert_job_days --
+-- One pending row per calendar day of the job's range.
+INSERT INTO sync_job_days (task_id, day)
+SELECT %(task_id)s, d::date
+FROM generate_series(%(start_date)s::date, %(end_date)s::date, interval '1 day') AS d
+
+-- mark_days_enqueued --
+-- Record that these days' messages reached the queue.
+UPDATE sync_job_days SET enqueued_at = now()
+WHERE task_id = %(task_id)s AND day = ANY(%(days)s)
+
+-- get_job --
+-- One job's own row.
+SELECT task_id, start_date, end_date, force, status, message, created_at, finished_at
+FROM sync_jobs WHERE task_id = %(task_id)s
+
+-- job_progress --
+-- A job with its days aggregated: the numbers the progress endpoint shows.
+SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
+       j.created_at, j.finished_at, now() AS observed_at,
+       count(d.day) AS total,
+       count(d.day) FILTER (WHERE d.status = 'success') AS success,
+       count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
+       count(d.day) FILTER (WHERE d.status = 'skipped') AS skipped,
+       count(d.day) FILTER (WHERE d.status = 'running') AS running,
+       coalesce(sum(d.rows_written), 0) AS rows,
+       min(d.day) FILTER (WHERE d.status = 'running') AS running_day,
+       min(d.day) FILTER (WHERE d.status = 'pending') AS next_day,
+       max(d.day) FILTER (WHERE d.status IN ('success', 'failed', 'skipped')) AS last_done_day
+FROM sync_jobs j
+LEFT JOIN sync_job_days d ON d.task_id = j.task_id
+WHERE j.task_id = %(task_id)s
+GROUP BY j.task_id
+
+-- job_days --
+-- Every day of a job, in date order.
+SELECT day, status, skip_reason, attempts, rows_written, error, started_at, finished_at
+FROM sync_job_days WHERE task_id = %(task_id)s ORDER BY day
+
+-- claim_day --
+-- Start (or, after a crashed attempt, restart) work on a day; no row if it is already settled.
+UPDATE sync_job_days d
+SET status = 'running', attempts = d.attempts + 1, started_at = now()
+FROM sync_jobs j
+WHERE d.task_id = %(task_id)s AND d.day = %(day)s
+  AND d.status IN ('pending', 'running')
+  AND j.task_id = d.task_id AND j.status = 'running'
+RETURNING d.attempts, j.force
+
+-- lock_day --
+-- Lock a day's row until commit, so concurrent deliveries settle it only once.
+SELECT status FROM sync_job_days
+WHERE task_id = %(task_id)s AND day = %(day)s
+FOR UPDATE
+
+-- finish_day --
+-- Settle a day unless another delivery already did.
+UPDATE sync_job_days
+SET status = %(status)s, skip_reason = %(skip_reason)s, rows_written = %(rows)s,
+    error = %(error)s, finished_at = now()
+WHERE task_id = %(task_id)s AND day = %(day)s AND status IN ('pending', 'running')
+RETURNING day
+
+-- release_day --
+-- Hand a day back for a later delivery, keeping why the attempt failed.
+UPDATE sync_job_days SET status = 'pending', error = %(error)s
+WHERE task_id = %(task_id)s AND day = %(day)s AND status = 'running'
+
+-- fail_open_days --
+-- Fail every unsettled day of a job at once (an error no retry can fix).
+UPDATE sync_job_days SET status = 'failed', error = %(error)s, finished_at = now()
+WHERE task_id = %(task_id)s AND status IN ('pending', 'running')
+
+-- lock_job --
+-- Serialise the "was that the last day?" check between a job's workers.
+SELECT status FROM sync_jobs WHERE task_id = %(task_id)s FOR UPDATE
+
+-- complete_job_if_done --
+-- Mark a running job completed once none of its days is left open.
+UPDATE sync_jobs j
+SET status = 'completed', finished_at = now(), updated_at = now(), message = s.message
+FROM (
+    SELECT format('批量同步完成: 成功%%s, 失败%%s, 跳过%%s',
+                  count(*) FILTER (WHERE status = 'success'),
+                  count(*) FILTER (WHERE status = 'failed'),
+                  count(*) FILTER (WHERE status = 'skipped')) AS message
+    FROM sync_job_days WHERE task_id = %(task_id)s
+) s
+WHERE j.task_id = %(task_id)s AND j.status = 'running'
+  AND NOT EXISTS (SELECT 1 FROM sync_job_days
+                  WHERE task_id = %(task_id)s AND status IN ('pending', 'running'))
+RETURNING j.task_id
+
+-- cancel_job --
+-- Stop a running job: its days not yet started are skipped, running ones may finish.
+UPDATE sync_jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
+       message = %(message)s
+WHERE task_id = %(task_id)s AND status = 'running'
+RETURNING task_id
+
+-- skip_pending_days --
+-- Skip a running job's days that have not started (before cancel_job: days, then job, is the lock order).
+UPDATE sync_job_days SET status = 'skipped', skip_reason = %(reason)s, finished_at = now()
+WHERE task_id = %(task_id)s AND status = 'pending'
+  AND EXISTS (SELECT 1 FROM sync_jobs WHERE task_id = %(task_id)s AND status = 'running')
+
+-- synced_date --
+-- Whether a trade date's bars are already stored, and how many.
+SELECT rows, synced_at FROM synced_dates WHERE trade_date = %(day)s
+
+-- mark_date_synced --
+-- Record a trade date as fully written.
+INSERT INTO synced_dates (trade_date, rows, task_id, synced_at)
+VALUES (%(day)s, %(rows)s, %(task_id)s, now())
+ON CONFLICT (trade_date) DO UPDATE
+SET rows = EXCLUDED.rows, task_id = EXCLUDED.task_id, synced_at = EXCLUDED.synced_at
+
+-- calendar_day --
+-- Whether the exchange trades on a date, from the cached calendar.
+SELECT is_open FROM trade_calendar WHERE exchange = %(exchange)s AND cal_date = %(day)s
+
+-- upsert_calendar --
+-- Cache calendar days (used with execute_values).
+INSERT INTO trade_calendar (exchange, cal_date, is_open) VALUES %s
+ON CONFLICT (exchange, cal_date) DO UPDATE
+SET is_open = EXCLUDED.is_open, cached_at = now()
+
+-- create_bars_stage --
+-- A per-session staging table for one day's COPY; emptied at every commit.
+CREATE TEMP TABLE IF NOT EXISTS daily_bars_stage
+    (LIKE daily_bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+
+-- copy_bars_stage --
+-- Bulk-load one day's CSV rows into the staging table.
+COPY daily_bars_stage (ts_code, trade_date, open, high, low, close, pre_close,
+                       change, pct_chg, vol, amount)
+FROM STDIN WITH (FORMAT csv)
+
+-- upsert_bars_from_stage --
+-- Move staged rows into daily_bars; unchanged rows are not rewritten.
+INSERT INTO daily_bars AS b (ts_code, trade_date, open, high, low, close, pre_close,
+                             change, pct_chg, vol, amount)
+SELECT ts_code, trade_date, open, high, low, close, pre_close, change, pct_chg, vol, amount
+FROM daily_bars_stage
+ON CONFLICT (ts_code, trade_date) DO UPDATE
+SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    pre_close = EXCLUDED.pre_close, change = EXCLUDED.change, pct_chg = EXCLUDED.pct_chg,
+    vol = EXCLUDED.vol, amount = EXCLUDED.amount
+WHERE (b.open, b.high, b.low, b.close, b.pre_close, b.change, b.pct_chg, b.vol, b.amount)
+      IS DISTINCT FROM
+      (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.pre_close,
+       EXCLUDED.change, EXCLUDED.pct_chg, EXCLUDED.vol, EXCLUDED.amount)
+
+-- recent_jobs --
+-- The newest jobs with their counts, for the history list.
+SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
+       j.created_at, j.finished_at,
+       count(d.day) AS total,
+       count(d.day) FILTER (WHERE d.status = 'success') AS success,
+       count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
+       count(d.day) FILTER (WHERE d.status = 'skipped') AS skipped,
+       coalesce(sum(d.rows_written), 0) AS rows
+FROM sync_jobs j
+LEFT JOIN sync_job_days d ON d.task_id = j.task_id
+GROUP BY j.task_id
+ORDER BY j.created_at DESC
+LIMIT %(limit)s

@@ -1,0 +1,80 @@
+"""Validation of a batch-sync request body: every rule names what is wrong."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from chalicelib.errors import ValidationError
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    start_date: date
+    end_date: date
+    force: bool = False
+
+    @property
+    def days(self) -> list[date]:
+        count = (self.end_date - self.start_date).days + 1
+        return [self.start_date + timedelta(days=i) for i in range(count)]
+
+
+def parse_json_body(raw: bytes | str | None) -> Any:
+    if raw is None or (isinstance(raw, (bytes, str)) and not raw.strip()):
+        raise ValidationError("body_required", "请求体不能为空，需要 JSON 对象，例如 "
+                              '{"start_date": "2025-10-01", "end_date": "2025-10-09"}',
+                              "The request body is empty; send a JSON object such as "
+                              '{"start_date": "2025-10-01", "end_date": "2025-10-09"}')
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("body_not_json", "请求体不是合法的 JSON",
+                              "The request body is not valid JSON") from None
+
+
+def _parse_date(body: dict[str, Any], field: str) -> date:
+    if field not in body or body[field] is None:
+        raise ValidationError(f"{field}_missing", f"缺少参数 {field}（格式 YYYY-MM-DD）",
+                              f"{field} is required (format YYYY-MM-DD)")
+    value = body[field]
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValidationError(f"{field}_format",
+                              f"{field} 日期格式错误: {value!r}，应为 YYYY-MM-DD",
+                              f"{field} must be a date as YYYY-MM-DD, got {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{field}_invalid", f"{field} 不是有效日期: {value}",
+                              f"{field} is not a real date: {value}") from None
+
+
+def validate_batch_request(body: Any, today: date, max_days: int) -> BatchRequest:
+    """Check the seed's rules: start <= end, at most `max_days` days, nothing in the future."""
+    if not isinstance(body, dict):
+        raise ValidationError("body_not_object", "请求体必须是 JSON 对象，包含 start_date 和 end_date",
+                              "The request body must be a JSON object with start_date and end_date")
+    start = _parse_date(body, "start_date")
+    end = _parse_date(body, "end_date")
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise ValidationError("force_type", "force 必须是布尔值 true 或 false",
+                              "force must be a boolean, true or false")
+    if start > end:
+        raise ValidationError("range_reversed",
+                              f"开始日期 {start} 不能晚于结束日期 {end}",
+                              f"start_date {start} must not be after end_date {end}")
+    span = (end - start).days + 1
+    if span > max_days:
+        raise ValidationError("range_too_long",
+                              f"日期范围不能超过{max_days}天（当前 {span} 天）",
+                              f"The range must be at most {max_days} days (got {span})")
+    if end > today:
+        raise ValidationError("end_in_future",
+                              f"结束日期 {end} 不能晚于今天 {today}（北京时间）",
+                              f"end_date {end} must not be after today {today} (Beijing time)")
+    return BatchRequest(start, end, force)

@@ -1,0 +1,36 @@
+"""`make serve`: the local stack until Ctrl-C.
+
+PORT (default 8000) sets the API's port; DATABASE_URL, SQS_QUEUE_URL (with
+SQS_ENDPOINT_URL) and TUSHARE_TOKEN replace the embedded parts with real ones.
+Data persists in .stocksync/ between runs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+from devstack.stack import LocalStack, StackOptions
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    options = StackOptions(port=int(os.environ.get("PORT", "8000")),
+                           workers=int(os.environ.get("WORKERS", "2")))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with LocalStack(options) as stack:
+        print(f"stocksync is up: API {stack.api_url}  (Ctrl-C stops everything)", flush=True)
+        print(f"  try: curl -X POST {stack.api_url}/api/v1/sync-status/sync/batch "
+              "-d '{\"start_date\": \"2025-10-01\", \"end_date\": \"2025-10-09\"}'", flush=True)
+        stop.wait()
+        print("stopping...", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

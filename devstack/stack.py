@@ -1,0 +1,158 @@
+"""The whole local stack in one object: database, queue, sample tushare, API, workers.
+
+Used by `make serve`, `make demo`, the tests and the benchmarks, so they all
+run the same parts the same way.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from devstack.services import (LOCAL_AWS_ENV, EmbeddedPostgres, LocalSQS, create_day_queues,
+                               free_port, sqs_client)
+from devstack.worker_loop import WorkerLoop
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY_QUEUE = "stocksync-days"
+
+
+@dataclass
+class StackOptions:
+    data_dir: Path = ROOT / ".stocksync"
+    port: int = 8000
+    workers: int = 2
+    api: bool = True
+    # Locally a crashed worker's day comes back after this long; in AWS it is
+    # six times the worker's timeout (see .chalice/config.json).
+    visibility_timeout_s: int = 60
+    max_receive_count: int = 10
+    api_log: Path | None = None  # where `chalice local` writes; None: this terminal
+    env: dict[str, str] = field(default_factory=dict)  # overrides for the app's settings
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None):
+        self.options = options or StackOptions()
+        self.env: dict[str, str] = {}
+        self.postgres: EmbeddedPostgres | None = None
+        self.sqs: LocalSQS | None = None
+        self.tushare: Any = None
+        self.workers: WorkerLoop | None = None
+        self.api_process: subprocess.Popen[bytes] | None = None
+        self.dlq_url: str | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.port}"
+
+    def start(self) -> "LocalStack":
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        opts = self.options
+        env = {**LOCAL_AWS_ENV, **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
+        env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or self._start_postgres()
+        env.update(self._start_queue())
+        env.update(self._start_tushare())
+        env.update(opts.env)
+        self.env = env
+        os.environ.update(env)
+
+        from chalicelib.db import Database
+        db = Database(env["DATABASE_URL"], 1)
+        db.migrate()
+        db.close()
+
+        if opts.workers:
+            import app  # after the environment is set: its getters read it
+            self.workers = WorkerLoop(self.sqs_client(), env["SQS_QUEUE_URL"], app.sync_day,
+                                      workers=opts.workers)
+            self.workers.start()
+        if opts.api:
+            self._start_api()
+
+    def _start_postgres(self) -> str:
+        self.postgres = EmbeddedPostgres(self.options.data_dir / "pgdata")
+        return self.postgres.start()
+
+    def _start_queue(self) -> dict[str, str]:
+        if os.environ.get("SQS_QUEUE_URL"):
+            return {"SQS_QUEUE_URL": os.environ["SQS_QUEUE_URL"],
+                    "SQS_ENDPOINT_URL": os.environ.get("SQS_ENDPOINT_URL", "")}
+        self.sqs = LocalSQS()
+        endpoint = self.sqs.start()
+        queue_url, self.dlq_url = create_day_queues(
+            sqs_client(endpoint, LOCAL_AWS_ENV["AWS_REGION"]), DAY_QUEUE,
+            self.options.visibility_timeout_s, self.options.max_receive_count)
+        return {"SQS_QUEUE_URL": queue_url, "SQS_ENDPOINT_URL": endpoint}
+
+    def _start_tushare(self) -> dict[str, str]:
+        if os.environ.get("TUSHARE_TOKEN"):
+            return {}  # the real tushare pro API (TUSHARE_API_URL may point elsewhere)
+        from devstack.sample_tushare import DEFAULT_TOKEN, SampleTushareServer
+        self.tushare = SampleTushareServer()
+        return {"TUSHARE_TOKEN": DEFAULT_TOKEN, "TUSHARE_API_URL": self.tushare.start()}
+
+    def _start_api(self) -> None:
+        opts = self.options
+        chalice = Path(sys.executable).parent / "chalice"
+        command = [str(chalice), "local", "--host", "127.0.0.1",
+                   "--port", str(opts.port), "--stage", "local", "--no-autoreload"]
+        output = open(opts.api_log, "ab") if opts.api_log else None
+        self.api_process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.env},
+                                            stdout=output, stderr=subprocess.STDOUT if output else None)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.api_process.poll() is not None:
+                raise RuntimeError(f"chalice local exited with {self.api_process.returncode}")
+            try:
+                requests.get(self.api_url + "/api/v1/sync-status/sync/batch/jobs", timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError("chalice local did not start within 60 s")
+
+    def sqs_client(self) -> Any:
+        return sqs_client(self.env.get("SQS_ENDPOINT_URL") or None, self.env.get("AWS_REGION"))
+
+    def stop(self) -> None:
+        if self.api_process is not None:
+            self.api_process.terminate()
+            try:
+                self.api_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.api_process.kill()
+            self.api_process = None
+        if self.workers is not None:
+            self.workers.stop()
+            self.workers = None
+        if self.tushare is not None:
+            self.tushare.stop()
+            self.tushare = None
+        if self.sqs is not None:
+            self.sqs.stop()
+            self.sqs = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

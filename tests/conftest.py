@@ -1,0 +1,131 @@
+"""Real services, started once per session: embedded PostgreSQL, moto's SQS server,
+the sample tushare server and `chalice local`. Each test starts from empty tables
+and an empty queue."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+from chalice.test import Client
+
+from devstack.services import free_port
+from devstack.stack import LocalStack, StackOptions
+
+# Small limits so retries and redeliveries happen within a test's patience.
+TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
+                 "TUSHARE_TIMEOUT_S": "1"}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    data_dir = tmp_path_factory.mktemp("stack")
+    options = StackOptions(data_dir=data_dir, port=free_port(), workers=0, api=True,
+                           visibility_timeout_s=2, api_log=data_dir / "api.log",
+                           env=TEST_SETTINGS)
+    with LocalStack(options) as local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def app_module(stack: LocalStack):
+    import app
+    return app
+
+
+@pytest.fixture
+def db(stack: LocalStack, app_module: Any):
+    """The app's own pool, on emptied tables, an empty queue and a fault-free source."""
+    database = app_module.get_db()
+    with database.transaction() as cur:
+        cur.execute("TRUNCATE sync_jobs, sync_job_days, daily_bars, synced_dates, trade_calendar")
+    sqs = stack.sqs_client()
+    for url in (stack.env["SQS_QUEUE_URL"], stack.dlq_url):
+        sqs.purge_queue(QueueUrl=url)
+    stack.tushare.clear_faults()
+    stack.tushare.reset_stats()
+    return database
+
+
+def fetch_all(db: Any, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    with db.transaction() as cur:
+        cur.execute(sql, params or {})
+        return [dict(row) for row in cur.fetchall()]
+
+
+def scalar(db: Any, sql: str, params: dict[str, Any] | None = None) -> Any:
+    rows = fetch_all(db, sql, params)
+    return next(iter(rows[0].values())) if rows else None
+
+
+@pytest.fixture
+def api(app_module: Any, db: Any):
+    """Chalice's in-process test client: the real app on the real services."""
+    with Client(app_module.app) as client:
+        yield ApiClient(client)
+
+
+class ApiClient:
+    BATCH = "/api/v1/sync-status/sync/batch"
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def start(self, body: Any, raw: str | None = None, headers: dict[str, str] | None = None,
+              query: str = "") -> Any:
+        payload = raw if raw is not None else json.dumps(body)
+        return self._client.http.post(self.BATCH + query, body=payload, headers={
+            "content-type": "application/json", **(headers or {})})
+
+    def progress(self, task_id: str, query: str = "") -> Any:
+        return self._client.http.get(f"{self.BATCH}/progress/{task_id}{query}")
+
+    def cancel(self, task_id: str) -> Any:
+        return self._client.http.post(f"{self.BATCH}/cancel/{task_id}",
+                                      headers={"content-type": "application/json"}, body="")
+
+    def days(self, task_id: str) -> Any:
+        return self._client.http.get(f"{self.BATCH}/days/{task_id}")
+
+
+@pytest.fixture
+def workers(stack: LocalStack, app_module: Any):
+    """Drives the day queue through the Lambda handler, as the event source mapping would."""
+    from devstack.worker_loop import WorkerLoop
+    return Drainer(WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"],
+                              app_module.sync_day, workers=1, wait_s=0), app_module)
+
+
+class Drainer:
+    def __init__(self, loop: Any, app_module: Any):
+        self.loop = loop
+        self._app = app_module
+
+    def run_until_settled(self, task_id: str, timeout_s: float = 60, threads: int = 1) -> dict[str, Any]:
+        """Handle messages until the job is no longer running; returns its progress."""
+        deadline = time.monotonic() + timeout_s
+        jobs = self._app.get_jobs()
+
+        def poll() -> None:
+            while time.monotonic() < deadline and jobs.progress(task_id).status == "running":
+                if not self.loop.poll_once(wait_s=1):
+                    time.sleep(0.05)
+        pollers = [threading.Thread(target=poll) for _ in range(threads)]
+        for thread in pollers:
+            thread.start()
+        for thread in pollers:
+            thread.join()
+        progress = jobs.progress(task_id).as_json()
+        assert progress["status"] != "running", f"job still running after {timeout_s}s: {progress}"
+        return progress
+
+    def handle(self, count: int) -> int:
+        """Handle up to `count` messages, one by one; returns how many were received."""
+        handled = 0
+        for _ in range(count):
+            if not self.loop.poll_once(wait_s=1):
+                break
+            handled += 1
+        return handled
