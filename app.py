@@ -29,7 +29,7 @@ BATCH = "/api/v1/sync-status/sync/batch"
 WORKER_MAX_CONCURRENCY = 5
 
 _clients: dict[str, Any] = {}
-_clients_lock = threading.Lock()
+_clients_lock = threading.RLock()  # getters nest: jobs needs db and queue
 
 
 def _client(name: str, make: Any) -> Any:

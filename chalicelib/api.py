@@ -9,7 +9,7 @@ import functools
 import logging
 from typing import Any, Callable
 
-from chalice import Request, Response
+from chalice.app import Request, Response
 
 from chalicelib.errors import StocksyncError
 

@@ -65,7 +65,10 @@ class LocalStack:
 
     def _start(self) -> None:
         opts = self.options
-        env = {**LOCAL_AWS_ENV, **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
+        # Real AWS credentials in the environment win; moto only needs some.
+        for key, value in LOCAL_AWS_ENV.items():
+            os.environ.setdefault(key, value)
+        env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
         env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or self._start_postgres()
         env.update(self._start_queue())
         env.update(self._start_tushare())
