@@ -1,0 +1,1 @@
+"""Local development stack: embedded services, the sample tushare server, tooling."""
