@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -170,17 +169,6 @@ def test_about_half_to_one_percent_of_listed_symbols_are_suspended_a_day(client,
     assert 0.004 <= 1 - traded / len(listed["ts_code"]) <= 0.012
 
 
-def test_serving_a_whole_day_takes_well_under_100_ms(server):
-    raw_call(server, "daily", trade_date="20250102")  # warm the day cache
-    durations = []
-    for _ in range(5):
-        started = time.perf_counter()
-        assert raw_call(server, "daily", trade_date="20250102").status_code == 200
-        durations.append(time.perf_counter() - started)
-    # The answer itself is ~15-20 ms; the bound leaves room for a busy machine.
-    assert statistics.median(durations) < 0.1
-
-
 # -- trade_cal, stock_basic, errors
 
 def test_trade_cal_closes_national_day_and_lists_newest_first(client):
@@ -258,10 +246,8 @@ def test_empty_fault_answers_no_rows_on_a_trading_day(server, client):
 def test_timeout_fault_makes_a_shorter_client_timeout_raise(server):
     server.add_fault("timeout", delay=2)
     impatient = make_client(server.url, timeout=0.5)
-    started = time.monotonic()
     with pytest.raises(requests.exceptions.Timeout):
         impatient.daily(trade_date="20251009")
-    assert time.monotonic() - started < 1.5
     assert len(impatient.daily(trade_date="20251009")) > 5000
 
 
