@@ -10,14 +10,15 @@ import threading
 from typing import Any
 
 import boto3
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib import api
-from chalicelib.config import DAY_QUEUE_NAME, Settings, market_today
+from chalicelib.config import DAY_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME, Settings, market_today
 from chalicelib.db import Database
 from chalicelib.jobs import JobService
 from chalicelib.queue import DayQueue
 from chalicelib.source import TushareSource, make_client
+from chalicelib.sweeper import Sweeper, SweepPolicy
 from chalicelib.trading_calendar import TradingCalendar
 from chalicelib.validation import parse_json_body, validate_batch_request
 from chalicelib.worker import DayWorker, RetryPolicy
@@ -80,6 +81,14 @@ def get_worker() -> DayWorker:
     return _client("worker", make)
 
 
+def get_sweeper() -> Sweeper:
+    settings = get_settings()
+    policy = SweepPolicy(stale_after_s=settings.stale_after_s,
+                         unsent_after_s=settings.unsent_after_s,
+                         max_attempts=settings.max_attempts, max_enqueues=settings.max_attempts)
+    return _client("sweeper", lambda: Sweeper(get_db(), get_queue(), policy))
+
+
 json_api = api.json_api(lambda: app.current_request)
 
 
@@ -124,3 +133,22 @@ def sync_day(event: Any) -> None:
     worker = get_worker()
     for record in event:
         worker.handle_message(record.body, record.receipt_handle)
+
+
+@app.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=1)
+def dead_letter_day(event: Any) -> None:
+    worker = get_worker()
+    for record in event:
+        receives = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", 0))
+        worker.handle_dead_letter(record.body, receives)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sweep_stuck_days(event: Any) -> None:
+    get_sweeper().sweep()
+
+
+@app.lambda_function(name="migrate")
+def migrate(event: Any, context: Any) -> dict[str, Any]:
+    """Apply pending SQL migrations: `aws lambda invoke --function-name stocksync-<stage>-migrate`."""
+    return {"applied": get_db().migrate()}

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 MARKET_TZ = ZoneInfo("Asia/Shanghai")
 
 DAY_QUEUE_NAME = "stocksync-days"
+DEAD_LETTER_QUEUE_NAME = "stocksync-days-dlq"
 TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 
 
@@ -36,6 +37,8 @@ class Settings:
     retry_base_s: float
     retry_max_s: float
     db_pool_size: int
+    stale_after_s: float
+    unsent_after_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -53,4 +56,6 @@ class Settings:
             retry_base_s=float(env.get("RETRY_BASE_S", "10")),
             retry_max_s=float(env.get("RETRY_MAX_S", "300")),
             db_pool_size=int(env.get("DB_POOL_SIZE", "4")),
+            stale_after_s=float(env.get("STALE_AFTER_S", "900")),
+            unsent_after_s=float(env.get("UNSENT_AFTER_S", "60")),
         )

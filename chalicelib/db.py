@@ -22,9 +22,10 @@ SQL_DIR = Path(__file__).parent
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 # Any constant works; it only has to differ from other advisory-lock users.
 MIGRATION_LOCK_KEY = 0x5710C5_01
-# A connection idle longer than this is pinged before use: RDS, proxies and
-# restarts close idle sessions, and a warm Lambda may have slept for minutes.
-PING_AFTER_IDLE_S = 30.0
+# A pooled connection idle longer than this is pinged before use: a restart,
+# RDS failover or proxy closes sessions unseen, and a warm Lambda may have
+# slept for minutes. One round trip costs far less than a failed request.
+PING_AFTER_IDLE_S = 0.5
 
 _QUERY_HEADER = re.compile(r"^-- ([a-z_]+) --$", re.MULTILINE)
 

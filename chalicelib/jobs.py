@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Callable
 
+import psycopg2.errors
+
 from chalicelib.db import Database, query
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
 from chalicelib.queue import DayQueue, QueueError
@@ -54,6 +56,16 @@ class Progress:
         return asdict(self)
 
 
+def complete_job_if_done(cur: Any, task_id: str) -> None:
+    """Mark the job completed if none of its days is open; call after settling a day.
+
+    Without the job row's lock, two last days committing together would each
+    still see the other open, and the job would never be completed.
+    """
+    cur.execute(query("lock_job"), {"task_id": task_id})
+    cur.execute(query("complete_job_if_done"), {"task_id": task_id})
+
+
 def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -97,15 +109,22 @@ class JobService:
         """
         days = request.days
         message = f"批量同步任务已启动，将同步 {len(days)} 天的数据"
-        with self._db.transaction() as cur:
-            cur.execute(query("lock_job_creation"), {"lock_key": JOB_CREATION_LOCK_KEY})
-            cur.execute(query("active_job"))
-            active = cur.fetchone()
-            if active:
-                raise Conflict.job_running(active["task_id"])
-            task_id = self._insert_job(cur, request, message)
-            cur.execute(query("insert_job_days"), {
-                "task_id": task_id, "start_date": request.start_date, "end_date": request.end_date})
+        try:
+            with self._db.transaction() as cur:
+                cur.execute(query("lock_job_creation"), {"lock_key": JOB_CREATION_LOCK_KEY})
+                cur.execute(query("active_job"))
+                active = cur.fetchone()
+                if active:
+                    raise Conflict.job_running(active["task_id"])
+                task_id = self._insert_job(cur, request, message)
+                cur.execute(query("insert_job_days"), {"task_id": task_id,
+                            "start_date": request.start_date, "end_date": request.end_date})
+        except psycopg2.errors.UniqueViolation:
+            # The one-active-job index caught what the lock should have: still a conflict.
+            with self._db.transaction() as cur:
+                cur.execute(query("active_job"))
+                active = cur.fetchone()
+            raise Conflict.job_running(active["task_id"] if active else "") from None
         self._enqueue(task_id, days)
         return CreatedJob(task_id=task_id, total_days=len(days), message=message)
 

@@ -24,7 +24,7 @@ FROM generate_series(%(start_date)s::date, %(end_date)s::date, interval '1 day')
 
 -- mark_days_enqueued --
 -- Record that these days' messages reached the queue.
-UPDATE sync_job_days SET enqueued_at = now()
+UPDATE sync_job_days SET enqueued_at = now(), enqueue_count = enqueue_count + 1
 WHERE task_id = %(task_id)s AND day = ANY(%(days)s)
 
 -- get_job --
@@ -183,3 +183,42 @@ LEFT JOIN sync_job_days d ON d.task_id = j.task_id
 GROUP BY j.task_id
 ORDER BY j.created_at DESC
 LIMIT %(limit)s
+
+-- fail_stuck_days --
+-- Fail open days of running jobs that went quiet and have used up their attempts or re-sends.
+UPDATE sync_job_days d
+SET status = 'failed', finished_at = now(),
+    error = coalesce(d.error || '; ', '') || %(reason)s
+FROM sync_jobs j
+WHERE j.task_id = d.task_id AND j.status = 'running'
+  AND d.status IN ('pending', 'running')
+  AND coalesce(greatest(d.enqueued_at, d.started_at), j.created_at) < now() - make_interval(secs => %(stale_after_s)s)
+  AND (d.attempts >= %(max_attempts)s OR d.enqueue_count >= %(max_enqueues)s)
+RETURNING d.task_id, d.day
+
+-- stuck_days --
+-- Open days of running jobs that no worker has touched for too long: never sent, lost, or their worker died.
+SELECT d.task_id, d.day, d.status, d.attempts, d.enqueue_count
+FROM sync_job_days d
+JOIN sync_jobs j ON j.task_id = d.task_id
+WHERE j.status = 'running' AND d.status IN ('pending', 'running')
+  AND (
+    (d.enqueued_at IS NULL AND j.created_at < now() - make_interval(secs => %(unsent_after_s)s))
+    OR coalesce(greatest(d.enqueued_at, d.started_at), j.created_at) < now() - make_interval(secs => %(stale_after_s)s)
+  )
+ORDER BY d.task_id, d.day
+LIMIT %(limit)s
+
+-- requeue_days --
+-- Hand swept days back as pending, counting the re-send.
+UPDATE sync_job_days
+SET status = 'pending', enqueued_at = now(), enqueue_count = enqueue_count + 1
+WHERE task_id = %(task_id)s AND day = ANY(%(days)s) AND status IN ('pending', 'running')
+
+-- fail_day_dead_lettered --
+-- A day whose message SQS gave up on: failed, unless a delivery settled it meanwhile.
+UPDATE sync_job_days
+SET status = 'failed', finished_at = now(),
+    error = coalesce(error || '; ', '') || %(reason)s
+WHERE task_id = %(task_id)s AND day = %(day)s AND status IN ('pending', 'running')
+RETURNING day

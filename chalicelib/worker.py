@@ -17,6 +17,7 @@ import pandas as pd
 
 from chalicelib.config import Settings
 from chalicelib.db import Database, query
+from chalicelib.jobs import complete_job_if_done
 from chalicelib.queue import DayMessage, DayQueue
 from chalicelib.source import PermanentSourceError, RateLimited, SourceError, TushareSource
 from chalicelib.store import write_daily_bars
@@ -80,6 +81,22 @@ class DayWorker:
             raise RetryLater(f"{message.day}: {result.detail}")
         return result
 
+    def handle_dead_letter(self, body: str, receive_count: int) -> DayResult:
+        """A message SQS gave up on: fail its day (unless it got settled meanwhile)."""
+        try:
+            message = DayMessage.from_body(body)
+        except (ValueError, KeyError, TypeError):
+            log.error("dropping malformed dead letter: %r", body[:200])
+            return DayResult("noop", detail="malformed message")
+        reason = f"message dead-lettered after {receive_count} deliveries"
+        with self._db.transaction() as cur:
+            cur.execute(query("fail_day_dead_lettered"), {**_key(message), "reason": reason})
+            if cur.fetchone() is None:
+                return DayResult("noop", detail="already settled")
+            complete_job_if_done(cur, message.task_id)
+        log.warning("day %s of %s: %s", message.day, message.task_id, reason)
+        return DayResult("failed", detail=reason)
+
     def sync(self, message: DayMessage) -> DayResult:
         claim = self._claim(message)
         if claim is None:
@@ -133,15 +150,8 @@ class DayWorker:
                                           "skip_reason": skip_reason, "error": error})
         if cur.fetchone() is None:
             return False
-        self._complete_job_if_done(cur, message.task_id)
+        complete_job_if_done(cur, message.task_id)
         return True
-
-    @staticmethod
-    def _complete_job_if_done(cur: Any, task_id: str) -> None:
-        # Without the job lock, two last days committing together would each
-        # still see the other open, and the job would never be completed.
-        cur.execute(query("lock_job"), {"task_id": task_id})
-        cur.execute(query("complete_job_if_done"), {"task_id": task_id})
 
     def _retry_or_fail(self, message: DayMessage, attempts: int, exc: SourceError) -> DayResult:
         if attempts >= self._policy.max_attempts:
@@ -156,7 +166,7 @@ class DayWorker:
         # spend every day's retries learning it again.
         with self._db.transaction() as cur:
             cur.execute(query("fail_open_days"), {"task_id": message.task_id, "error": error})
-            self._complete_job_if_done(cur, message.task_id)
+            complete_job_if_done(cur, message.task_id)
         return DayResult("failed", detail=error)
 
 

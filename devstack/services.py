@@ -49,6 +49,19 @@ class EmbeddedPostgres:
             self._server.cleanup()
             self._server = None
 
+    def _pg_ctl(self, *args: str) -> None:
+        from pgserver._commands import pg_ctl
+        pg_ctl(list(args), pgdata=self._server.pgdata,
+               user=self._server.system_user, timeout=60)
+
+    def halt(self) -> None:
+        """Stop the server process, as a crash or restart would (fault tests)."""
+        self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def resume(self) -> None:
+        """Start it again with the options it had (kept in postmaster.opts)."""
+        self._pg_ctl("-w", "restart")
+
 
 class LocalSQS:
     """moto's server speaking the real SQS protocol, with the day queue and its dead-letter queue."""

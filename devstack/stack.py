@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ class StackOptions:
     visibility_timeout_s: int = 60
     max_receive_count: int = 10
     api_log: Path | None = None  # where `chalice local` writes; None: this terminal
+    # How often the local stand-in for the scheduled sweeper runs; 0: never.
+    sweep_interval_s: float = 60.0
     env: dict[str, str] = field(default_factory=dict)  # overrides for the app's settings
 
 
@@ -48,6 +51,9 @@ class LocalStack:
         self.sqs: LocalSQS | None = None
         self.tushare: Any = None
         self.workers: WorkerLoop | None = None
+        self.dead_letters: WorkerLoop | None = None
+        self._sweeping = threading.Event()
+        self._sweeper: threading.Thread | None = None
         self.api_process: subprocess.Popen[bytes] | None = None
         self.dlq_url: str | None = None
 
@@ -86,6 +92,14 @@ class LocalStack:
             self.workers = WorkerLoop(self.sqs_client(), env["SQS_QUEUE_URL"], app.sync_day,
                                       workers=opts.workers)
             self.workers.start()
+            if self.dlq_url:
+                self.dead_letters = WorkerLoop(self.sqs_client(), self.dlq_url,
+                                               app.dead_letter_day, workers=1)
+                self.dead_letters.start()
+            if opts.sweep_interval_s:
+                self._sweeper = threading.Thread(target=self._sweep_every,
+                                                 args=(app.sweep_stuck_days,), daemon=True)
+                self._sweeper.start()
         if opts.api:
             self._start_api()
 
@@ -130,6 +144,14 @@ class LocalStack:
                 time.sleep(0.2)
         raise RuntimeError("chalice local did not start within 60 s")
 
+    def _sweep_every(self, sweep: Any) -> None:
+        """What the `@app.schedule` rule does in AWS: call the sweeper on a timer."""
+        while not self._sweeping.wait(self.options.sweep_interval_s):
+            try:
+                sweep(scheduled_event(), None)
+            except Exception:
+                log.exception("sweep failed")
+
     def sqs_client(self) -> Any:
         return sqs_client(self.env.get("SQS_ENDPOINT_URL") or None, self.env.get("AWS_REGION"))
 
@@ -141,9 +163,14 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 self.api_process.kill()
             self.api_process = None
-        if self.workers is not None:
-            self.workers.stop()
-            self.workers = None
+        self._sweeping.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=30)
+            self._sweeper = None
+        for loop in (self.workers, self.dead_letters):
+            if loop is not None:
+                loop.stop()
+        self.workers = self.dead_letters = None
         if self.tushare is not None:
             self.tushare.stop()
             self.tushare = None
@@ -159,3 +186,11 @@ class LocalStack:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def scheduled_event() -> dict[str, Any]:
+    """An EventBridge scheduled event, as Lambda hands it to `@app.schedule` functions."""
+    return {"version": "0", "id": "local", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "000000000000",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": os.environ.get("AWS_REGION", "local"), "resources": [], "detail": {}}

@@ -92,3 +92,34 @@ class WorkerLoop:
         with self._count_lock:
             self.handled += 1
         return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m devstack.worker_loop`: workers in a process of their own, configured by
+    the environment the stack exports (a process a test can kill mid-write)."""
+    import argparse
+    import os
+    import signal
+
+    from devstack.services import sqs_client
+
+    parser = argparse.ArgumentParser(description="Poll the day queue and run the Lambda handler.")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(message)s")
+    import app  # reads its settings from the environment on first use
+
+    loop = WorkerLoop(sqs_client(os.environ.get("SQS_ENDPOINT_URL") or None),
+                      os.environ["SQS_QUEUE_URL"], app.sync_day, workers=args.workers)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    loop.start()
+    print("worker ready", flush=True)
+    stop.wait()
+    loop.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
