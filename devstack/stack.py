@@ -127,8 +127,7 @@ class LocalStack:
 
     def _start_api(self) -> None:
         opts = self.options
-        chalice = Path(sys.executable).parent / "chalice"
-        command = [str(chalice), "local", "--host", "127.0.0.1",
+        command = [sys.executable, "-m", "devstack.chalice_local", "local", "--host", "127.0.0.1",
                    "--port", str(opts.port), "--stage", "local", "--no-autoreload"]
         output = open(opts.api_log, "ab") if opts.api_log else None
         self.api_process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.env},

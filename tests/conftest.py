@@ -133,3 +133,33 @@ class Drainer:
                 break
             handled += 1
         return handled
+
+
+class FaultLedger:
+    """What the fault suite injected and what it found lost or doubled, for its report line."""
+
+    def __init__(self) -> None:
+        self.duplicated = 0
+        self.crashes = 0
+        self.faults = 0
+        self.rows_checked = 0
+        self.rows_lost = 0
+        self.rows_duplicated = 0
+
+    def line(self) -> str:
+        return (f"fault suite: deliveries duplicated: {self.duplicated}, crashes injected: "
+                f"{self.crashes}, faults injected: {self.faults}, rows checked: {self.rows_checked}, "
+                f"rows lost = {self.rows_lost}, rows duplicated = {self.rows_duplicated}")
+
+
+LEDGER = FaultLedger()
+
+
+@pytest.fixture(scope="session")
+def ledger() -> FaultLedger:
+    return LEDGER
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if LEDGER.rows_checked or LEDGER.faults or LEDGER.crashes or LEDGER.duplicated:
+        terminalreporter.write_sep("-", LEDGER.line())
