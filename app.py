@@ -26,6 +26,8 @@ from chalicelib.worker import DayWorker, RetryPolicy
 app = Chalice(app_name="stocksync")
 
 BATCH = "/api/v1/sync-status/sync/batch"
+# The seed's frontend posts with fetch() and no Content-Type: browsers send text/plain.
+BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 # Each function's peak concurrency: the database's connection budget, not the traffic, sets it.
 WORKER_MAX_CONCURRENCY = 5
 
@@ -93,7 +95,7 @@ json_api = api.json_api(lambda: app.current_request)
 
 
 @app.route(BATCH, methods=["POST"], cors=True,
-           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
+           content_types=BODY_TYPES)
 @json_api
 def start_batch_sync() -> dict[str, Any]:
     body = parse_json_body(app.current_request.raw_body)
@@ -110,7 +112,7 @@ def batch_progress(task_id: str) -> dict[str, Any]:
 
 
 @app.route(BATCH + "/cancel/{task_id}", methods=["POST"], cors=True,
-           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
+           content_types=BODY_TYPES)
 @json_api
 def cancel_batch_sync(task_id: str) -> dict[str, Any]:
     return get_jobs().cancel(task_id).as_json()

@@ -70,6 +70,10 @@ def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_iso(v) if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
+
+
 def progress_from_row(row: dict[str, Any]) -> Progress:
     """Turn the aggregated day rows into the seed's progress fields."""
     total, success, failed, skipped = row["total"], row["success"], row["failed"], row["skipped"]
@@ -183,12 +187,10 @@ class JobService:
                 raise NotFound.task(task_id)
             cur.execute(query("job_days"), {"task_id": task_id})
             rows = cur.fetchall()
-        return [{k: (_iso(v) if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
-                for row in rows]
+        return [_jsonable(row) for row in rows]
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         with self._db.transaction() as cur:
             cur.execute(query("recent_jobs"), {"limit": limit})
             rows = cur.fetchall()
-        return [{k: (_iso(v) if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
-                for row in rows]
+        return [_jsonable(row) for row in rows]
