@@ -6,6 +6,7 @@ hierarchy of chalicelib.errors becomes HTTP status codes and messages.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from typing import Any, Callable
 
@@ -16,6 +17,13 @@ from chalicelib.errors import StocksyncError
 log = logging.getLogger(__name__)
 
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+
+
+def json_response(payload: Any, status_code: int) -> Response:
+    # Chinese as UTF-8 rather than \u escapes: readable in curl and logs alike.
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return Response(body=body, status_code=status_code,
+                    headers={**CORS_HEADERS, "Content-Type": "application/json; charset=utf-8"})
 
 
 def language(request: Request | None) -> str:
@@ -31,15 +39,14 @@ def language(request: Request | None) -> str:
 
 
 def success(data: Any, status_code: int = 200) -> Response:
-    return Response(body={"status": "success", "data": data},
-                    status_code=status_code, headers=CORS_HEADERS)
+    return json_response({"status": "success", "data": data}, status_code)
 
 
 def error_response(error: StocksyncError, lang: str) -> Response:
     body: dict[str, Any] = {"status": "error", "message": error.message(lang), "code": error.code}
     if error.data is not None:
         body["data"] = error.data
-    return Response(body=body, status_code=error.status_code, headers=CORS_HEADERS)
+    return json_response(body, error.status_code)
 
 
 def json_api(get_request: Callable[[], Request]) -> Callable[[Callable[..., Any]], Callable[..., Response]]:

@@ -17,7 +17,8 @@ from devstack.stack import LocalStack, StackOptions
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    for noisy in ("botocore", "pgserver", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     options = StackOptions(port=int(os.environ.get("PORT", "8000")),
                            workers=int(os.environ.get("WORKERS", "2")))
     stop = threading.Event()
