@@ -27,3 +27,21 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .stocksync .pytest_cache
+
+# --- AWS (issue 5; docs/deploy.md) ------------------------------------------
+# make package STAGE=prod [FORMAT="sam terraform"] [OUT=dir]  build (default .stocksync/package/STAGE)
+# make deploy  STAGE=prod                            package, deploy stack stocksync-STAGE, migrate
+# make migrate STAGE=prod                            run the migrations in AWS
+STAGE  ?= dev
+FORMAT ?= sam
+
+.PHONY: package deploy migrate
+
+package: $(STAMP)
+	$(PY) deploy/package.py --stage $(STAGE) $(foreach f,$(FORMAT),--format $(f)) $(if $(OUT),--out $(OUT))
+
+deploy: $(STAMP)
+	deploy/deploy.sh deploy $(STAGE)
+
+migrate: $(STAMP)
+	deploy/deploy.sh migrate $(STAGE)

@@ -1,0 +1,256 @@
+"""Build what AWS runs: `chalice package` plus stocksync's own template pieces.
+
+    .venv/bin/python deploy/package.py --stage prod [--format sam|terraform ...] [--out DIR]
+
+`make package STAGE=prod` runs it. Offline but for PyPI (chalice downloads Lambda
+wheels); no AWS account or credentials needed.
+
+sam        OUT/sam/sam.json + deployment.zip: the SAM template chalice generates,
+           merged with deploy/sam-resources.json (queue, dead-letter queue, log groups,
+           queue permissions, secret parameters, outputs). deploy/deploy.sh deploys it.
+terraform  OUT/terraform/: chalice.tf.json + deployment.zip, with
+           deploy/terraform/stocksync.tf.json (the same resources and variables),
+           deploy/terraform/stocksync_override.tf.json, and two generated files:
+           stocksync_stage.tf.json (the name prefix) and
+           stocksync_functions_override.tf.json (each function's environment and its
+           code from S3). Two edits that an override file cannot make are made to
+           chalice.tf.json itself: each queue's event source mapping waits for the
+           queue permissions of its function's role (`depends_on`), and chalice's unused
+           `null_data_source` goes (it would need the null provider). Files terraform
+           itself leaves there (state, .terraform/) are kept.
+
+The bundle is checked before anything is written: every requirement and every
+pinned constraint present, nothing chalice could not install, unzipped size within
+Lambda's limit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+SAM_MERGE_TEMPLATE = DEPLOY / "sam-resources.json"
+TERRAFORM_DIR = DEPLOY / "terraform"
+CONSTRAINTS = DEPLOY / "lambda-constraints.txt"
+DEFAULT_OUT = ROOT / ".stocksync" / "package"
+
+APP_NAME = "stocksync"
+# Lambda: 250 MB for the function and its layers, unzipped.
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+
+# What each setting of a stocksync function becomes in Terraform (SAM: sam-resources.json).
+TERRAFORM_VALUES = {
+    "DATABASE_URL": "${local.stocksync_secrets.DATABASE_URL}",
+    "TUSHARE_TOKEN": "${local.stocksync_secrets.TUSHARE_TOKEN}",
+    "SQS_QUEUE_URL": "${aws_sqs_queue.days.url}",
+}
+
+
+class PackageError(Exception):
+    pass
+
+
+def logical_id(function_name: str) -> str:
+    """The SAM resource chalice makes for a function (`api_handler` is `APIHandler`)."""
+    if function_name == "api_handler":
+        return "APIHandler"
+    from chalice.utils import to_cfn_resource_name
+    return to_cfn_resource_name(function_name)
+
+
+def _chalice_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Only for the download: requirements.txt stays what the local .venv installs.
+    env["PIP_CONSTRAINT"] = " ".join(filter(None, [str(CONSTRAINTS), env.get("PIP_CONSTRAINT")]))
+    # chalice wants a region to start a session; the templates use the deploy's own
+    # (${AWS::Region}, data.aws_region), so any one does.
+    if not env.get("AWS_DEFAULT_REGION"):
+        env["AWS_DEFAULT_REGION"] = env.get("AWS_REGION") or "us-east-1"
+    return env
+
+
+def run_chalice_package(stage: str, out: Path, pkg_format: str) -> str:
+    args = ["package", "--stage", stage, "--pkg-format", pkg_format]
+    if pkg_format == "cloudformation":
+        args += ["--merge-template", str(SAM_MERGE_TEMPLATE)]
+    command = [sys.executable, "-c",
+               "import sys; from chalice.cli import main; sys.argv[0] = 'chalice'; sys.exit(main())",
+               *args, str(out)]
+    done = subprocess.run(command, cwd=ROOT, env=_chalice_env(), capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise PackageError(f"chalice package failed ({done.returncode}):\n{output}")
+    if "Could not install dependencies" in output:
+        raise PackageError("chalice left dependencies out of deployment.zip:\n" + output)
+    return output
+
+
+def _requirement_names(path: Path) -> list[str]:
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.append(re.split(r"[\s\[<>=!~;]", line, maxsplit=1)[0])
+    return names
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def check_bundle(zip_path: Path) -> dict[str, Any]:
+    """What AWS would refuse or what would fail at import, found before a deploy."""
+    with zipfile.ZipFile(zip_path) as bundle:
+        infos = bundle.infolist()
+    names = [info.filename for info in infos]
+    dists = {_normalize(top.removesuffix(".dist-info").rsplit("-", 1)[0])
+             for top in {n.split("/", 1)[0] for n in names} if top.endswith(".dist-info")}
+    wanted = _requirement_names(ROOT / "requirements.txt") + _requirement_names(CONSTRAINTS)
+    missing = [name for name in wanted if _normalize(name) not in dists]
+    if "app.py" not in names or not any(n.startswith("chalicelib/") for n in names):
+        missing.append("app.py and chalicelib/")
+    unzipped = sum(info.file_size for info in infos)
+    report = {"zip_bytes": zip_path.stat().st_size, "unzipped_bytes": unzipped,
+              "files": len(names), "missing": missing}
+    if missing:
+        raise PackageError(f"{zip_path} lacks {', '.join(missing)}")
+    if unzipped > LAMBDA_UNZIPPED_LIMIT:
+        raise PackageError(f"{zip_path} unzips to {unzipped:,} bytes; Lambda takes "
+                           f"{LAMBDA_UNZIPPED_LIMIT:,}")
+    return report
+
+
+def _package_checked(stage: str, out: Path, pkg_format: str) -> dict[str, Any]:
+    output = run_chalice_package(stage, out, pkg_format)
+    try:
+        return check_bundle(out / "deployment.zip")
+    except PackageError:
+        if "Reusing existing deployment package" not in output:
+            raise
+    # A bundle chalice cached before (say, by a plain `chalice package` without
+    # lambda-constraints.txt): drop the cache and build it once more.
+    for cached in (ROOT / ".chalice" / "deployments").glob("*.zip"):
+        cached.unlink()
+    shutil.rmtree(out)
+    run_chalice_package(stage, out, pkg_format)
+    return check_bundle(out / "deployment.zip")
+
+
+def build_sam(stage: str, out: Path) -> dict[str, Any]:
+    target = out / "sam"
+    if target.exists():
+        shutil.rmtree(target)
+    report = _package_checked(stage, target, "cloudformation")
+    report["template"] = str(target / "sam.json")
+    return report
+
+
+def build_terraform(stage: str, out: Path) -> dict[str, Any]:
+    target = out / "terraform"
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="stocksync-tf-") as tmp:
+        fresh = Path(tmp) / "terraform"
+        report = _package_checked(stage, fresh, "terraform")
+        config = json.loads((fresh / "chalice.tf.json").read_text(encoding="utf-8"))
+        ours = json.loads((TERRAFORM_DIR / "stocksync.tf.json").read_text(encoding="utf-8"))
+        _drop_null_provider(config)
+        _wait_for_queue_permissions(config, ours)
+        (fresh / "chalice.tf.json").write_text(json.dumps(config, indent=2) + "\n",
+                                               encoding="utf-8")
+        for static in TERRAFORM_DIR.glob("*.tf.json"):
+            shutil.copy(static, fresh / static.name)
+        _write_json(fresh / "stocksync_stage.tf.json", {
+            "//": "Generated by deploy/package.py.",
+            "locals": {"stocksync_stage": stage, "stocksync_prefix": f"{APP_NAME}-{stage}"}})
+        _write_json(fresh / "stocksync_functions_override.tf.json", functions_override(config))
+        for generated in fresh.iterdir():
+            shutil.copy(generated, target / generated.name)
+    report["template"] = str(target / "chalice.tf.json")
+    return report
+
+
+def _drop_null_provider(config: dict[str, Any]) -> None:
+    """chalice declares a `null_data_source` nothing reads; it would make `terraform init`
+    fetch the null provider for nothing (and the data source is deprecated)."""
+    data = config.get("data", {})
+    without = {k: v for k, v in config.items() if k != "data"}
+    if "null_data_source" in data and "null_data_source" not in json.dumps(without):
+        del data["null_data_source"]
+        config.get("terraform", {}).get("required_providers", {}).pop("null", None)
+
+
+def _wait_for_queue_permissions(config: dict[str, Any], ours: dict[str, Any]) -> None:
+    """Lambda checks the role when a mapping is created: it must already be allowed to
+    receive from the queue (SAM: the functions' DependsOn in sam-resources.json)."""
+    policies = ours.get("resource", {}).get("aws_iam_role_policy", {})
+    mappings = config["resource"].get("aws_lambda_event_source_mapping", {})
+    for mapping in mappings.values():
+        function = re.fullmatch(r"\$\{aws_lambda_function\.(\w+)\.arn\}", mapping["function_name"])
+        policy = f"{function.group(1)}_queue" if function else None
+        if policy not in policies:
+            raise PackageError(f"no queue permissions for the mapping to {mapping['function_name']}")
+        mapping["depends_on"] = [f"aws_iam_role_policy.{policy}"]
+
+
+def functions_override(chalice_config: dict[str, Any]) -> dict[str, Any]:
+    """Per function: its code from S3 (the zip is over Lambda's direct-upload limit) and
+    chalice's environment plus what sam-resources.json gives the same function."""
+    sam = json.loads(SAM_MERGE_TEMPLATE.read_text(encoding="utf-8"))["Resources"]
+    overrides: dict[str, Any] = {}
+    for name, function in chalice_config["resource"]["aws_lambda_function"].items():
+        sam_env = (sam.get(logical_id(name), {}).get("Properties", {})
+                   .get("Environment", {}).get("Variables", {}))
+        unknown = set(sam_env) - set(TERRAFORM_VALUES)
+        if unknown:
+            raise PackageError(f"no Terraform value for {sorted(unknown)} of {name}")
+        variables = {**function.get("environment", {}).get("variables", {}),
+                     **{key: TERRAFORM_VALUES[key] for key in sam_env}}
+        overrides[name] = {
+            "filename": None,
+            "s3_bucket": "${aws_s3_object.deployment.bucket}",
+            "s3_key": "${aws_s3_object.deployment.key}",
+            "environment": {"variables": variables},
+        }
+    return {"//": "Generated by deploy/package.py from chalice.tf.json and deploy/sam-resources.json.",
+            "resource": {"aws_lambda_function": overrides}}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--format", dest="formats", action="append",
+                        choices=["sam", "terraform"], help="repeatable; default sam")
+    parser.add_argument("--out", type=Path, help="default .stocksync/package/STAGE")
+    args = parser.parse_args(argv)
+    out = (args.out or DEFAULT_OUT / args.stage).resolve()
+    builders = {"sam": build_sam, "terraform": build_terraform}
+    try:
+        for fmt in args.formats or ["sam"]:
+            started = time.monotonic()
+            report = builders[fmt](args.stage, out)
+            print(f"{fmt}: {report['template']} ({time.monotonic() - started:.1f} s); "
+                  f"deployment.zip {report['zip_bytes'] / 1e6:.1f} MB, "
+                  f"{report['unzipped_bytes'] / 1e6:.1f} MB unzipped, {report['files']} files")
+    except PackageError as exc:
+        print(f"package: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
