@@ -137,7 +137,7 @@ def sync_day(event: Any) -> None:
         worker.handle_message(record.body, record.receipt_handle)
 
 
-@app.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=1)
+@app.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=1, maximum_concurrency=2)
 def dead_letter_day(event: Any) -> None:
     worker = get_worker()
     for record in event:
@@ -153,4 +153,9 @@ def sweep_stuck_days(event: Any) -> None:
 @app.lambda_function(name="migrate")
 def migrate(event: Any, context: Any) -> dict[str, Any]:
     """Apply pending SQL migrations: `aws lambda invoke --function-name stocksync-<stage>-migrate`."""
-    return {"applied": get_db().migrate()}
+    # Not get_db(): it migrates on first use and would leave nothing to report.
+    db = Database(get_settings().database_url, 1)
+    try:
+        return {"applied": db.migrate()}
+    finally:
+        db.close()
