@@ -143,16 +143,36 @@ INSERT INTO trade_calendar (exchange, cal_date, is_open) VALUES %s
 ON CONFLICT (exchange, cal_date) DO UPDATE
 SET is_open = EXCLUDED.is_open, cached_at = now()
 
+-- bars_dates_stored --
+-- Whether any bars of these trade dates are stored (a new day is COPYed without the upsert).
+SELECT EXISTS (SELECT 1 FROM daily_bars WHERE trade_date = ANY(%(dates)s::date[])) AS stored
+
+-- copy_bars_new --
+-- Bulk-load bars of days not stored yet straight into daily_bars (binary COPY, under a savepoint).
+COPY daily_bars (ts_code, trade_date, open, high, low, close, pre_close,
+                 change, pct_chg, vol, amount)
+FROM STDIN WITH (FORMAT binary)
+
 -- create_bars_stage --
--- A per-session staging table for one day's COPY; emptied at every commit.
-CREATE TEMP TABLE IF NOT EXISTS daily_bars_stage
-    (LIKE daily_bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+-- A per-session staging table for one day's COPY; emptied at every commit. Its types are the binary COPY's.
+CREATE TEMP TABLE IF NOT EXISTS daily_bars_stage (
+    ts_code text NOT NULL, trade_date date NOT NULL,
+    open double precision, high double precision, low double precision,
+    close double precision, pre_close double precision, change double precision,
+    pct_chg double precision, vol double precision, amount double precision
+) ON COMMIT DELETE ROWS
 
 -- copy_bars_stage --
 -- Bulk-load one day's CSV rows into the staging table.
 COPY daily_bars_stage (ts_code, trade_date, open, high, low, close, pre_close,
                        change, pct_chg, vol, amount)
 FROM STDIN WITH (FORMAT csv)
+
+-- copy_bars_stage_binary --
+-- Bulk-load one day's rows into the staging table, in PostgreSQL's binary COPY format.
+COPY daily_bars_stage (ts_code, trade_date, open, high, low, close, pre_close,
+                       change, pct_chg, vol, amount)
+FROM STDIN WITH (FORMAT binary)
 
 -- upsert_bars_from_stage --
 -- Move staged rows into daily_bars; unchanged rows are not rewritten.

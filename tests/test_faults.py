@@ -131,14 +131,15 @@ def test_worker_killed_during_its_write_leaves_no_rows_and_the_day_completes(
         app_module, db, workers, stack, source, ledger):
     day = date(2025, 10, 9)
     task_id = app_module.get_jobs().create(BatchRequest(day, day)).task_id
-    # Hold the worker inside its write transaction: its upsert waits on this lock
-    # after COPY has filled the staging table.
+    # Hold the worker inside its write transaction: its COPY into daily_bars (a new
+    # day's path; the upsert's INSERT on a stored day) waits on this lock.
     blocker = psycopg2.connect(stack.env["DATABASE_URL"])
     blocker.cursor().execute("LOCK TABLE daily_bars IN SHARE MODE")
     process = worker_process(stack)
     try:
         wait_for(lambda: scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                    "AND query LIKE 'INSERT INTO daily_bars%%'"), what="the worker's upsert")
+                                    "AND (query LIKE 'INSERT INTO daily_bars%%' OR query LIKE 'COPY daily_bars %%')"),
+                 what="the worker's write")
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         ledger.crashes += 1
@@ -149,7 +150,8 @@ def test_worker_killed_during_its_write_leaves_no_rows_and_the_day_completes(
             process.kill()
     # The server rolls the orphaned transaction back once it sees the client gone.
     wait_for(lambda: not scalar(db, "SELECT count(*) FROM pg_stat_activity "
-                                    "WHERE query LIKE 'INSERT INTO daily_bars%%' AND pid <> pg_backend_pid()"),
+                                    "WHERE (query LIKE 'INSERT INTO daily_bars%%' OR query LIKE 'COPY daily_bars %%') "
+                                    "AND pid <> pg_backend_pid()"),
              what="the killed worker's session to end")
     assert scalar(db, "SELECT count(*) FROM daily_bars") == 0
     assert scalar(db, "SELECT status FROM sync_job_days WHERE task_id = %(t)s", {"t": task_id}) == "running"

@@ -1,0 +1,150 @@
+"""Smoke tests of the benchmarks: each group once at tiny sizes, on the session's stack.
+
+They check the shape and the sanity of the results, never a duration: speed is
+what `make bench` reports, not what a test asserts.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import run as bench_run
+
+QUICK = bench_run.options(quick=True)
+
+
+@pytest.fixture
+def bench_stack(stack, app_module, db):
+    """The session's stack, emptied; the app imported with its environment."""
+    return stack
+
+
+def _positive(result: dict, *keys: str) -> None:
+    for key in keys:
+        assert isinstance(result[key], (int, float)) and result[key] > 0, (key, result[key])
+
+
+def test_write_compares_the_project_path_with_the_limit_and_the_peers(bench_stack, db):
+    from bench import write
+    result = write.run(bench_stack, **QUICK["write"])
+    assert result["rows"] > 4000 and result["repeats"] == 1
+    _positive(result, "copy_upsert_ms", "raw_copy_ms", "raw_copy_binary_ms", "raw_copy_csv_ms",
+              "keyed_copy_ms", "execute_values_ms", "to_sql_ms", "csv_stage_upsert_ms",
+              "copy_upsert_resync_ms", "frame_to_copy_ms", "x_limit", "x_keyed_copy")
+    assert result["raw_copy_ms"] == min(result["raw_copy_binary_ms"], result["raw_copy_csv_ms"])
+    assert result["execute_values_page_size"] == 500
+    # The group cleans up after itself.
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM daily_bars")
+        assert cur.fetchone()["n"] == 0
+        cur.execute("SELECT to_regclass('bench_raw_bars') AS t")
+        assert cur.fetchone()["t"] is None
+
+
+def test_rows_for_execute_values_turn_nan_into_none():
+    import math
+
+    import pandas as pd
+
+    from bench.write import rows_for_execute_values
+    frame = pd.DataFrame({"ts_code": ["600000.SH"], "trade_date": ["20251009"], "open": [1.0],
+                          "high": [2.0], "low": [0.5], "close": [1.5], "pre_close": [math.nan],
+                          "change": [0.0], "pct_chg": [0.0], "vol": [10.0], "amount": [20.0]})
+    assert rows_for_execute_values(frame) == [
+        ("600000.SH", "20251009", 1.0, 2.0, 0.5, 1.5, None, 0.0, 0.0, 10.0, 20.0)]
+
+
+def test_fetch_counts_calls_of_both_strategies(bench_stack):
+    from bench import fetch
+    result = fetch.run(bench_stack, **QUICK["fetch"])
+    assert result["per_date_calls"] == 1  # ~5,300 rows fit one 6,000-row page
+    assert result["rows_per_day"] > 4000
+    assert result["per_stock_sampled"] == 5 and result["per_stock_extrapolated"] is True
+    assert result["per_stock_calls"] > result["rows_per_day"]  # stock_basic + one per listed symbol
+    _positive(result, "per_date_wall_ms", "per_stock_wall_s", "per_stock_call_ms", "x_faster",
+              "per_stock_quota_min")
+
+
+def test_e2e_syncs_every_trading_day_of_the_range(bench_stack):
+    from bench import e2e
+    (result,) = e2e.run(bench_stack, **QUICK["e2e"])
+    assert (result["workers"], result["days"], result["trading_days"]) == (1, 7, 3)
+    assert result["rows"] > 3 * 4000
+    assert len(result["runs_s"]) == 1
+    _positive(result, "wall_s", "ms_per_trading_day")
+
+
+def test_progress_pollers_report_latency_percentiles(bench_stack):
+    from bench import progress
+    result = progress.run(bench_stack, **QUICK["progress"])
+    assert result["pollers"] == 3 and result["errors"] == 0 and result["requests"] >= 1
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert "saturated" not in result
+
+
+def test_progress_poll_stops_when_the_job_is_not_running(bench_stack, api):
+    from bench.progress import poll
+    from devstack.progress_cli import start_job
+    answer = start_job(bench_stack.api_url, "2025-10-04", "2025-10-05")  # a weekend
+    task_id = answer["data"]["task_id"]
+    api.cancel(task_id)
+    polled = poll(bench_stack.api_url, task_id, pollers=2, interval_s=0.01, timeout_s=10)
+    assert polled["errors"] == [] and 1 <= len(polled["latencies_s"]) <= 2
+
+
+def test_memory_child_syncs_one_day_and_reports_its_peak(bench_stack):
+    from bench import memory
+    result = memory.run(bench_stack, **QUICK["memory"])
+    assert result["rows"] > 4000
+    assert 0 < result["after_import_mb"] <= result["peak_rss_mb"]
+
+
+def _results() -> dict:
+    return {
+        "write": {"rows": 5000, "copy_upsert_ms": 18.0, "raw_copy_ms": 4.0, "raw_copy_binary_ms": 4.0,
+                  "raw_copy_csv_ms": 8.0, "keyed_copy_ms": 16.0, "execute_values_ms": 120.0,
+                  "to_sql_ms": 200.0, "csv_stage_upsert_ms": 60.0, "copy_upsert_resync_ms": 19.0,
+                  "frame_to_copy_ms": 1.0, "execute_values_page_size": 500, "x_limit": 4.5,
+                  "x_keyed_copy": 1.12, "x_faster_than_execute_values": 6.7, "x_faster_than_to_sql": 11.1},
+        "e2e": [{"workers": 1, "days": 90, "trading_days": 59, "wall_s": 4.5, "rows": 300000,
+                 "ms_per_trading_day": 76.0}],
+        "progress": {"pollers": 50, "interval_s": 0.25, "requests": 1000, "requests_per_s": 200.0,
+                     "errors": 0, "p50_ms": 3.0, "p99_ms": 12.0},
+    }
+
+
+def test_goals_are_judged_only_for_the_groups_present():
+    goals = bench_run.evaluate(_results())
+    assert goals["write_vs_limit"]["met"] is False  # 18 ms > 2.5 x 4 ms
+    assert goals["write_vs_peers"]["met"] is True
+    assert goals["e2e_under_10s"]["met"] is True and goals["progress_p99"]["met"] is True
+    assert "memory_peak" not in goals
+
+
+def test_table_lists_every_group_and_the_goals():
+    text = bench_run.table(_results())
+    assert "| write |" in text and "| e2e |" in text and "| progress |" in text
+    assert "| **no** |" in text and "| fetch |" not in text
+
+
+def test_results_merge_keeps_groups_not_run_and_the_readme_block_is_replaced(tmp_path):
+    out = tmp_path / "results.json"
+    bench_run.write_json(out, {"memory": {"peak_rss_mb": 100.0, "rows": 5000, "after_import_mb": 90.0}})
+    merged = bench_run.merge(out, _results())
+    assert merged["memory"]["peak_rss_mb"] == 100.0 and merged["write"]["copy_upsert_ms"] == 18.0
+    assert merged["goals"]["memory_peak"]["met"] is True
+    bench_run.write_json(out, merged)
+    assert json.loads(out.read_text())["goals"] == merged["goals"]
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench_run.MARK_BEGIN}\nold\n{bench_run.MARK_END}\noutro\n")
+    assert bench_run.update_readme(readme, merged)
+    text = readme.read_text()
+    assert "old" not in text and "| memory |" in text
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+
+
+def test_unknown_group_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        bench_run.main(["--only", "nope"])
