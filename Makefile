@@ -12,7 +12,7 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) .stocksync .pytest_cache
+	rm -rf $(VENV) .stocksync .pytest_cache .chalice/deployments
 
 # --- AWS (issue 5; docs/deploy.md) ------------------------------------------
 # make package STAGE=prod [FORMAT="sam terraform"] [OUT=dir]  build (default .stocksync/package/STAGE)

@@ -10,10 +10,8 @@ the day, so a day's rows and its status commit together or not at all.
 - Otherwise (a forced re-sync) the rows are COPYed into a staging table and
   upserted: `INSERT ... ON CONFLICT DO UPDATE`, unchanged rows not rewritten.
 
-The COPY input is PostgreSQL's binary format built with numpy (about 1 ms for a
-day, against ~25 ms for pandas' CSV, and no float parsing on the server). A
-frame holding anything other than str codes, YYYYMMDD dates and float or integer
-values takes the CSV path it always had, so what is stored never depends on the path.
+The COPY input is PostgreSQL's binary format (chalicelib.pgcopy); a frame that
+format does not fit takes the CSV path, so what is stored never depends on the path.
 """
 from __future__ import annotations
 
@@ -21,19 +19,13 @@ import io
 from datetime import date
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import psycopg2
 import psycopg2.extensions
 
 from chalicelib.db import query
+from chalicelib.pgcopy import encode_daily_bars
 from chalicelib.source import DAILY_FIELDS
-
-VALUE_FIELDS = DAILY_FIELDS[2:]  # after ts_code (text) and trade_date (date): doubles, NaN as NULL
-PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
-PGCOPY_TRAILER = b"\xff\xff"
-_PG_EPOCH_ORDINAL = date(2000, 1, 1).toordinal()   # binary dates count days from it
-_MAX_LAYOUTS = 64  # more distinct (code length, NULL pattern) row layouts than this: CSV
 
 
 def frame_to_csv(frame: pd.DataFrame) -> io.StringIO:
@@ -47,13 +39,13 @@ def frame_to_csv(frame: pd.DataFrame) -> io.StringIO:
 def frame_to_copy(frame: pd.DataFrame, encoding: str = "utf_8") -> bytes | None:
     """The frame as COPY BINARY input in DAILY_FIELDS order, or None when it holds
     values that only the CSV path handles (the same way as before)."""
-    encoded = _encode(frame, encoding)
+    encoded = encode_daily_bars(frame, encoding)
     return None if encoded is None else encoded[0]
 
 
 def write_daily_bars(cur: Any, frame: pd.DataFrame) -> int:
     """Upsert a day's bars; returns how many rows the day has."""
-    encoded = _encode(frame, _python_encoding(cur))
+    encoded = encode_daily_bars(frame, _python_encoding(cur))
     if encoded is None:
         _upsert(cur, "copy_bars_stage", frame_to_csv(frame))
         return len(frame)
@@ -94,118 +86,3 @@ def _copy_new(cur: Any, data: bytes) -> bool:
 def _python_encoding(cur: Any) -> str:
     name = getattr(getattr(cur, "connection", None), "encoding", None) or "UTF8"
     return psycopg2.extensions.encodings.get(name, "utf_8")
-
-
-def _encode(frame: pd.DataFrame, encoding: str) -> tuple[bytes, list[date]] | None:
-    """(COPY BINARY input, the distinct trade dates), or None for the CSV path."""
-    if any(field not in frame.columns for field in DAILY_FIELDS):
-        return None
-    codes = _codes(frame["ts_code"], encoding)
-    dates = _dates(frame["trade_date"])
-    values = _values(frame)
-    if codes is None or dates is None or values is None:
-        return None
-    if not len(frame):
-        return PGCOPY_HEADER + PGCOPY_TRAILER, []
-    code_bytes, lengths = codes
-    day_numbers, distinct = dates
-    # Rows differ in layout only by their code's length and which values are NULL
-    # (a NULL field is a length of -1 and no bytes): one layout, one numpy record type.
-    nulls = np.isnan(values)
-    if lengths.min() == lengths.max() and not nulls.any():
-        which, kinds = None, 1  # the usual day: one layout
-    else:
-        layout = lengths * (1 << len(VALUE_FIELDS)) + nulls @ (1 << np.arange(len(VALUE_FIELDS)))
-        layouts, which = np.unique(layout, return_inverse=True)
-        kinds = len(layouts)
-        if kinds > _MAX_LAYOUTS:
-            return None
-    parts = [PGCOPY_HEADER]
-    for kind in range(kinds):
-        rows = slice(None) if which is None else np.flatnonzero(which == kind)
-        first = 0 if which is None else rows[0]
-        parts.append(_records(code_bytes[rows], int(lengths[first]), day_numbers[rows],
-                              values[rows], nulls[first]))
-    parts.append(PGCOPY_TRAILER)
-    return b"".join(parts), distinct
-
-
-def _records(codes: np.ndarray, length: int, days: np.ndarray, values: np.ndarray,
-             nulls: np.ndarray) -> bytes:
-    fields: list[tuple[str, str]] = [("count", ">i2"), ("code_len", ">i4"), ("code", f"S{length}"),
-                                     ("date_len", ">i4"), ("date", ">i4")]
-    for i, null in enumerate(nulls):
-        fields.append((f"len{i}", ">i4"))
-        if not null:
-            fields.append((f"val{i}", ">f8"))
-    records = np.empty(len(codes), dtype=np.dtype(fields))
-    records["count"] = len(DAILY_FIELDS)
-    records["code_len"] = length
-    records["code"] = codes
-    records["date_len"] = 4
-    records["date"] = days
-    for i, null in enumerate(nulls):
-        records[f"len{i}"] = -1 if null else 8
-        if not null:
-            records[f"val{i}"] = values[:, i]
-    return records.tobytes()
-
-
-def _codes(column: pd.Series, encoding: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(each ts_code encoded, as an array of bytes, their byte lengths); None for a
-    missing or empty code (CSV makes it NULL) or one the encoding cannot carry."""
-    items = column.to_numpy(dtype=object)
-    if not len(items):
-        return np.array([], dtype=object), np.array([], dtype=np.int64)
-    if pd.api.types.infer_dtype(items, skipna=False) != "string" or (items == "").any():
-        return None
-    lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
-    try:
-        if lengths.min() == lengths.max():
-            # Codes of one length: encoded in one go, split by position when every
-            # character took one byte (tushare's codes are ASCII: always).
-            joined = "".join(items).encode(encoding)
-            if len(joined) == len(items) * lengths[0]:
-                return np.frombuffer(joined, dtype=f"S{lengths[0]}"), lengths
-        encoded = [item.encode(encoding) for item in items]
-    except UnicodeEncodeError:
-        return None
-    byte_lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    return np.array(encoded, dtype=object), byte_lengths
-
-
-def _dates(column: pd.Series) -> tuple[np.ndarray, list[date]] | None:
-    """trade_date as days since 2000-01-01, from tushare's 'YYYYMMDD' (str or int)."""
-    items = column.to_numpy(dtype=object)
-    if len(items) and (items == items[0]).all():
-        positions, distinct = np.zeros(len(items), dtype=np.int64), [items[0]]
-    else:
-        positions, uniques = pd.factorize(items, use_na_sentinel=True)
-        if len(positions) and positions.min() < 0:
-            return None
-        distinct = list(uniques)
-    days: list[date] = []
-    for value in distinct:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, int, np.integer)):
-            return None
-        text = str(value)
-        if len(text) != 8 or not (text.isascii() and text.isdigit()):
-            return None
-        try:
-            days.append(date(int(text[:4]), int(text[4:6]), int(text[6:])))
-        except ValueError:
-            return None
-    numbers = np.array([d.toordinal() - _PG_EPOCH_ORDINAL for d in days], dtype=np.int64)
-    return numbers[positions], days
-
-
-def _values(frame: pd.DataFrame) -> np.ndarray | None:
-    """The value columns as one float64 matrix (NaN: NULL); None unless every column
-    is float64 or integer, whose CSV text PostgreSQL would read as the same double."""
-    columns = []
-    for field in VALUE_FIELDS:
-        dtype = frame[field].dtype
-        if not isinstance(dtype, np.dtype) or not (dtype == np.float64 or dtype.kind in "iu"):
-            return None
-        columns.append(frame[field].to_numpy(dtype=np.float64))
-    return np.column_stack(columns)
