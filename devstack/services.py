@@ -46,6 +46,10 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
+            # pgserver only stops the postmaster it started itself: after resume()
+            # that one is gone, so stop whichever runs now.
+            if self._running():
+                self._pg_ctl("-w", "-m", "fast", "stop")
             self._server.cleanup()
             self._server = None
 
