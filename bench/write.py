@@ -25,28 +25,23 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from datetime import date, timedelta
 from typing import Any, Callable
 
 import pandas as pd
 
 from bench.common import SAMPLE_DAY, Timer, median, ms, reset, source
+from chalicelib.db import query
 from chalicelib.source import DAILY_FIELDS
 
 COLUMNS = ", ".join(DAILY_FIELDS)
 RAW_TABLE = "bench_raw_bars"
 EXECUTE_VALUES_PAGE = 500
-EXECUTE_VALUES_UPSERT = f"""
-INSERT INTO daily_bars AS b ({COLUMNS}) VALUES %s
-ON CONFLICT (ts_code, trade_date) DO UPDATE
-SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-    pre_close = EXCLUDED.pre_close, change = EXCLUDED.change, pct_chg = EXCLUDED.pct_chg,
-    vol = EXCLUDED.vol, amount = EXCLUDED.amount
-WHERE (b.open, b.high, b.low, b.close, b.pre_close, b.change, b.pct_chg, b.vol, b.amount)
-      IS DISTINCT FROM
-      (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.pre_close,
-       EXCLUDED.change, EXCLUDED.pct_chg, EXCLUDED.vol, EXCLUDED.amount)
-"""
+# The peer runs stocksync's own upsert, fed by VALUES instead of the staging table.
+EXECUTE_VALUES_UPSERT = re.sub(r"SELECT [^\n]*\nFROM daily_bars_stage", "VALUES %s",
+                               query("upsert_bars_from_stage"))
+assert "VALUES %s" in EXECUTE_VALUES_UPSERT
 
 
 class _Dates:

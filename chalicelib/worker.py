@@ -67,11 +67,8 @@ class DayWorker:
 
     def handle_message(self, body: str, receipt_handle: str) -> DayResult:
         """Process one SQS message; raises RetryLater to have it delivered again."""
-        try:
-            message = DayMessage.from_body(body)
-        except (ValueError, KeyError, TypeError):
-            # Redelivering a malformed message would only fail again: drop it.
-            log.error("dropping malformed day message: %r", body[:200])
+        message = _parse(body)
+        if message is None:
             return DayResult("noop", detail="malformed message")
         result = self.sync(message)
         log.info("day %s of %s: %s %s", message.day, message.task_id, result.outcome,
@@ -83,10 +80,8 @@ class DayWorker:
 
     def handle_dead_letter(self, body: str, receive_count: int) -> DayResult:
         """A message SQS gave up on: fail its day (unless it got settled meanwhile)."""
-        try:
-            message = DayMessage.from_body(body)
-        except (ValueError, KeyError, TypeError):
-            log.error("dropping malformed dead letter: %r", body[:200])
+        message = _parse(body)
+        if message is None:
             return DayResult("noop", detail="malformed message")
         reason = f"message dead-lettered after {receive_count} deliveries"
         with self._db.transaction() as cur:
@@ -168,6 +163,15 @@ class DayWorker:
             cur.execute(query("fail_open_days"), {"task_id": message.task_id, "error": error})
             complete_job_if_done(cur, message.task_id)
         return DayResult("failed", detail=error)
+
+
+def _parse(body: str) -> DayMessage | None:
+    try:
+        return DayMessage.from_body(body)
+    except (ValueError, KeyError, TypeError):
+        # Redelivering a malformed message would only fail again: drop it.
+        log.error("dropping malformed day message: %r", body[:200])
+        return None
 
 
 def _key(message: DayMessage) -> dict[str, Any]:
