@@ -14,6 +14,7 @@ from chalice import Chalice, Rate
 
 from chalicelib import api
 from chalicelib.config import DAY_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME, Settings, market_today
+from chalicelib.dates import DateStates, parse_date_range
 from chalicelib.db import Database
 from chalicelib.jobs import JobService
 from chalicelib.queue import DayQueue
@@ -72,6 +73,10 @@ def get_jobs() -> JobService:
     return _client("jobs", lambda: JobService(get_db(), get_queue()))
 
 
+def get_dates() -> DateStates:
+    return _client("dates", lambda: DateStates(get_db()))
+
+
 def get_worker() -> DayWorker:
     settings = get_settings()
 
@@ -128,6 +133,14 @@ def batch_days(task_id: str) -> list[dict[str, Any]]:
 @json_api
 def recent_jobs() -> list[dict[str, Any]]:
     return get_jobs().recent()
+
+
+# The sync page (chalicelib/page/): its calendar's endpoint, the page and its files.
+@app.route("/api/v1/sync-status/dates", methods=["GET"], cors=True)
+@json_api
+def date_states() -> dict[str, Any]:
+    dates = parse_date_range(app.current_request.query_params)
+    return get_dates().report(dates, market_today(), get_settings().max_range_days).as_json()
 
 
 @app.on_sqs_message(queue=DAY_QUEUE_NAME, batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)

@@ -242,3 +242,20 @@ SET status = 'failed', finished_at = now(),
     error = coalesce(error || '; ', '') || %(reason)s
 WHERE task_id = %(task_id)s AND day = %(day)s AND status IN ('pending', 'running')
 RETURNING day
+
+-- date_states --
+-- Each date of a range with its stored bars, its calendar entry and the newest job's row for it (the sync page's calendar).
+WITH latest AS (
+    SELECT DISTINCT ON (d.day) d.day, d.task_id, d.status, d.skip_reason, d.error, d.rows_written
+    FROM sync_job_days d
+    JOIN sync_jobs j ON j.task_id = d.task_id
+    WHERE d.day BETWEEN %(start)s::date AND %(end)s::date
+    ORDER BY d.day, j.created_at DESC, d.task_id DESC
+)
+SELECT g.day::date AS day, s.rows AS synced_rows, s.synced_at, c.is_open,
+       l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written
+FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
+LEFT JOIN synced_dates s ON s.trade_date = g.day::date
+LEFT JOIN trade_calendar c ON c.exchange = %(exchange)s AND c.cal_date = g.day::date
+LEFT JOIN latest l ON l.day = g.day::date
+ORDER BY g.day

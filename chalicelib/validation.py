@@ -5,7 +5,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Mapping
 
 from chalicelib.errors import ValidationError
 
@@ -37,7 +37,8 @@ def parse_json_body(raw: bytes | str | None) -> Any:
                               "The request body is not valid JSON") from None
 
 
-def _parse_date(body: dict[str, Any], field: str) -> date:
+def parse_date(body: Mapping[str, Any], field: str) -> date:
+    """`body[field]` as a date (a JSON body or a query string); every message names the field."""
     if field not in body or body[field] is None:
         raise ValidationError(f"{field}_missing", f"缺少参数 {field}（格式 YYYY-MM-DD）",
                               f"{field} is required (format YYYY-MM-DD)")
@@ -58,8 +59,8 @@ def validate_batch_request(body: Any, today: date, max_days: int) -> BatchReques
     if not isinstance(body, dict):
         raise ValidationError("body_not_object", "请求体必须是 JSON 对象，包含 start_date 和 end_date",
                               "The request body must be a JSON object with start_date and end_date")
-    start = _parse_date(body, "start_date")
-    end = _parse_date(body, "end_date")
+    start = parse_date(body, "start_date")
+    end = parse_date(body, "end_date")
     force = body.get("force", False)
     if not isinstance(force, bool):
         raise ValidationError("force_type", "force 必须是布尔值 true 或 false",

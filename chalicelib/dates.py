@@ -1,0 +1,136 @@
+"""What is stored for each date of a range: the calendar view of the sync page.
+
+A date's state comes from three tables: `synced_dates` (bars written, and how
+many), `trade_calendar` (the exchange's open days, cached by the worker) and the
+newest job's row for that day in `sync_job_days` (in progress, failed, skipped).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any, Mapping
+
+from chalicelib.db import Database, query
+from chalicelib.errors import ValidationError
+from chalicelib.source import EXCHANGE
+from chalicelib.validation import parse_date
+
+# A year and a month: a calendar page of a year, with the neighbouring months.
+MAX_DATE_RANGE_DAYS = 400
+
+# Every state a date can be in, in the order the page's legend lists them.
+STATES = ("synced", "failed", "skipped", "non_trading", "not_synced", "pending", "running")
+
+
+@dataclass(frozen=True)
+class DateRange:
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def parse_date_range(params: Mapping[str, Any] | None,
+                     max_days: int = MAX_DATE_RANGE_DAYS) -> DateRange:
+    """`?start=YYYY-MM-DD&end=YYYY-MM-DD`, checked with the batch request's rules and words."""
+    params = params or {}
+    start = parse_date(params, "start")
+    end = parse_date(params, "end")
+    if start > end:
+        raise ValidationError("range_reversed",
+                              f"开始日期 {start} 不能晚于结束日期 {end}",
+                              f"start {start} must not be after end {end}")
+    span = (end - start).days + 1
+    if span > max_days:
+        raise ValidationError("range_too_long",
+                              f"日期范围不能超过{max_days}天（当前 {span} 天）",
+                              f"The range must be at most {max_days} days (got {span})")
+    return DateRange(start, end)
+
+
+@dataclass(frozen=True)
+class DateState:
+    """One calendar date: its state and what explains it."""
+    date: str
+    state: str  # one of STATES
+    trading: bool | None  # None: a weekday of a year whose exchange calendar is not cached yet
+    rows: int | None  # bars stored (synced), or written so far by the latest job
+    error: str | None  # the latest job's error for the day (failed, or a retry under way)
+    skip_reason: str | None  # non_trading_day, already_synced, cancelled, queue_unavailable
+    task_id: str | None  # the latest job that included the day
+    synced_at: str | None
+
+
+@dataclass(frozen=True)
+class DatesReport:
+    start: str
+    end: str
+    today: str
+    max_range_days: int  # the batch request's limit, so a page can check before it sends
+    counts: dict[str, int] = field(default_factory=dict)
+    dates: list[DateState] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def state_of(row: Mapping[str, Any]) -> DateState:
+    """Decide a date's state from its row of the `date_states` query.
+
+    Work under way wins (the page is watching it), then stored bars, then the
+    calendar, then the latest job's outcome; a date nothing is known of is
+    `not_synced`.
+    """
+    job_status = row["job_status"]
+    skip_reason = row["skip_reason"]
+    trading = row["is_open"]
+    # Before the worker caches a year's calendar: the exchanges never open on a Saturday
+    # or a Sunday (make-up working days included), and a job may have found it closed.
+    if trading is None and (row["day"].weekday() >= 5 or skip_reason == "non_trading_day"):
+        trading = False
+    if job_status in ("pending", "running"):
+        state = job_status
+    elif row["synced_rows"] is not None:
+        state = "synced"
+    elif trading is False:
+        state = "non_trading"
+    elif job_status == "failed":
+        state = "failed"
+    elif job_status == "skipped":
+        state = "skipped"
+    else:
+        state = "not_synced"
+    rows = row["synced_rows"] if row["synced_rows"] is not None else (row["rows_written"] or None)
+    return DateState(
+        date=row["day"].isoformat(), state=state, trading=trading,
+        rows=int(rows) if rows is not None else None, error=row["error"],
+        skip_reason=skip_reason, task_id=row["task_id"], synced_at=_iso(row["synced_at"]),
+    )
+
+
+class DateStates:
+    def __init__(self, db: Database):
+        self._db = db
+
+    def states(self, dates: DateRange) -> list[DateState]:
+        with self._db.transaction() as cur:
+            cur.execute(query("date_states"), {"start": dates.start, "end": dates.end,
+                                               "exchange": EXCHANGE})
+            rows = cur.fetchall()
+        return [state_of(row) for row in rows]
+
+    def report(self, dates: DateRange, today: date, max_range_days: int) -> DatesReport:
+        states = self.states(dates)
+        counts = {state: 0 for state in STATES}
+        for day in states:
+            counts[day.state] += 1
+        return DatesReport(start=dates.start.isoformat(), end=dates.end.isoformat(),
+                           today=today.isoformat(), max_range_days=max_range_days,
+                           counts=counts, dates=states)
+
