@@ -22,8 +22,20 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(PY) -m devstack.serve
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian's chromium for the page's browser tests (tests/test_page.py, Playwright drives it;
+# never `playwright install`). Needs root or password-less sudo; without it those tests skip.
+.PHONY: browser
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "make browser: not root and no sudo: tests/test_page.py will skip"; exit 0; fi; \
+	  command -v apt-get >/dev/null || { echo "make browser: no apt-get: tests/test_page.py will skip"; exit 0; }; \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	    || echo "make browser: chromium was not installed: tests/test_page.py will skip"; }
 
 bench: $(STAMP)
 	$(PY) -m bench.run

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 import boto3
-from chalice import Chalice, Rate
+from chalice import Chalice, Rate, Response
 
 from chalicelib import api
 from chalicelib.config import DAY_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME, Settings, market_today
@@ -22,6 +22,7 @@ from chalicelib.source import TushareSource, make_client
 from chalicelib.sweeper import Sweeper, SweepPolicy
 from chalicelib.trading_calendar import TradingCalendar
 from chalicelib.validation import parse_json_body, validate_batch_request
+from chalicelib.webpage import asset_response
 from chalicelib.worker import DayWorker, RetryPolicy
 
 app = Chalice(app_name="stocksync")
@@ -141,6 +142,16 @@ def recent_jobs() -> list[dict[str, Any]]:
 def date_states() -> dict[str, Any]:
     dates = parse_date_range(app.current_request.query_params)
     return get_dates().report(dates, market_today(), get_settings().max_range_days).as_json()
+
+
+@app.route("/sync-status", methods=["GET"])
+def sync_status_page() -> Response:
+    return asset_response("index.html", app.current_request)
+
+
+@app.route("/sync-status/{name}", methods=["GET"])
+def sync_status_file(name: str) -> Response:
+    return asset_response(name, app.current_request)
 
 
 @app.on_sqs_message(queue=DAY_QUEUE_NAME, batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)
