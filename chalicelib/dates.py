@@ -11,9 +11,8 @@ from datetime import date, datetime
 from typing import Any, Mapping
 
 from chalicelib.db import Database, query
-from chalicelib.errors import ValidationError
 from chalicelib.source import EXCHANGE
-from chalicelib.validation import parse_date
+from chalicelib.validation import check_range, parse_date
 
 # A year and a month: a calendar page of a year, with the neighbouring months.
 MAX_DATE_RANGE_DAYS = 400
@@ -38,15 +37,7 @@ def parse_date_range(params: Mapping[str, Any] | None,
     params = params or {}
     start = parse_date(params, "start")
     end = parse_date(params, "end")
-    if start > end:
-        raise ValidationError("range_reversed",
-                              f"开始日期 {start} 不能晚于结束日期 {end}",
-                              f"start {start} must not be after end {end}")
-    span = (end - start).days + 1
-    if span > max_days:
-        raise ValidationError("range_too_long",
-                              f"日期范围不能超过{max_days}天（当前 {span} 天）",
-                              f"The range must be at most {max_days} days (got {span})")
+    check_range(start, end, max_days, names=("start", "end"))
     return DateRange(start, end)
 
 

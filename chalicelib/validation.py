@@ -54,6 +54,20 @@ def parse_date(body: Mapping[str, Any], field: str) -> date:
                               f"{field} is not a real date: {value}") from None
 
 
+def check_range(start: date, end: date, max_days: int,
+                names: tuple[str, str] = ("start_date", "end_date")) -> None:
+    """start <= end, and at most `max_days` days counting both ends."""
+    if start > end:
+        raise ValidationError("range_reversed",
+                              f"开始日期 {start} 不能晚于结束日期 {end}",
+                              f"{names[0]} {start} must not be after {names[1]} {end}")
+    span = (end - start).days + 1
+    if span > max_days:
+        raise ValidationError("range_too_long",
+                              f"日期范围不能超过{max_days}天（当前 {span} 天）",
+                              f"The range must be at most {max_days} days (got {span})")
+
+
 def validate_batch_request(body: Any, today: date, max_days: int) -> BatchRequest:
     """Check the seed's rules: start <= end, at most `max_days` days, nothing in the future."""
     if not isinstance(body, dict):
@@ -65,15 +79,7 @@ def validate_batch_request(body: Any, today: date, max_days: int) -> BatchReques
     if not isinstance(force, bool):
         raise ValidationError("force_type", "force 必须是布尔值 true 或 false",
                               "force must be a boolean, true or false")
-    if start > end:
-        raise ValidationError("range_reversed",
-                              f"开始日期 {start} 不能晚于结束日期 {end}",
-                              f"start_date {start} must not be after end_date {end}")
-    span = (end - start).days + 1
-    if span > max_days:
-        raise ValidationError("range_too_long",
-                              f"日期范围不能超过{max_days}天（当前 {span} 天）",
-                              f"The range must be at most {max_days} days (got {span})")
+    check_range(start, end, max_days)
     if end > today:
         raise ValidationError("end_in_future",
                               f"结束日期 {end} 不能晚于今天 {today}（北京时间）",
