@@ -46,11 +46,11 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
+            self._server.cleanup()
             # pgserver only stops the postmaster it started itself: after resume()
             # that one is gone, so stop whichever runs now.
             if self._running():
                 self._pg_ctl("-w", "-m", "fast", "stop")
-            self._server.cleanup()
             self._server = None
 
     def _pg_ctl(self, *args: str) -> None:
@@ -69,12 +69,8 @@ class EmbeddedPostgres:
                 self._pg_ctl("-w", "-t", "120", "-m", "immediate", "stop")
 
     def _running(self) -> bool:
-        import subprocess
-        try:
-            self._pg_ctl("status")
-        except subprocess.CalledProcessError:
-            return False  # pg_ctl status exits 3 when no server runs
-        return True
+        # postmaster.pid exists exactly while a server runs (or crashed without cleanup).
+        return (Path(self._server.pgdata) / "postmaster.pid").exists()
 
     def resume(self) -> None:
         """Start it again with the options it had (kept in postmaster.opts)."""
