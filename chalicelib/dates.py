@@ -7,10 +7,11 @@ newest job's row for that day in `sync_job_days` (in progress, failed, skipped).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Mapping
 
 from chalicelib.db import Database, query
+from chalicelib.jobs import iso
 from chalicelib.source import EXCHANGE
 from chalicelib.validation import check_range, parse_date
 
@@ -25,10 +26,6 @@ STATES = ("synced", "failed", "skipped", "non_trading", "not_synced", "pending",
 class DateRange:
     start: date
     end: date
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
 
 
 def parse_date_range(params: Mapping[str, Any] | None,
@@ -67,10 +64,6 @@ class DatesReport:
         return asdict(self)
 
 
-def _iso(value: date | datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def state_of(row: Mapping[str, Any]) -> DateState:
     """Decide a date's state from its row of the `date_states` query.
 
@@ -101,7 +94,7 @@ def state_of(row: Mapping[str, Any]) -> DateState:
     return DateState(
         date=row["day"].isoformat(), state=state, trading=trading,
         rows=int(rows) if rows is not None else None, error=row["error"],
-        skip_reason=skip_reason, task_id=row["task_id"], synced_at=_iso(row["synced_at"]),
+        skip_reason=skip_reason, task_id=row["task_id"], synced_at=iso(row["synced_at"]),
     )
 
 

@@ -66,12 +66,12 @@ def complete_job_if_done(cur: Any, task_id: str) -> None:
     cur.execute(query("complete_job_if_done"), {"task_id": task_id})
 
 
-def _iso(value: date | datetime | None) -> str | None:
+def iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_iso(v) if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
+    return {k: (iso(v) if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
 
 def progress_from_row(row: dict[str, Any]) -> Progress:
@@ -79,7 +79,7 @@ def progress_from_row(row: dict[str, Any]) -> Progress:
     total, success, failed, skipped = row["total"], row["success"], row["failed"], row["skipped"]
     current = success + failed + skipped
     current_day = row["running_day"] or row["next_day"] or row["last_done_day"]
-    current_date = _iso(current_day)
+    current_date = iso(current_day)
     if row["status"] == "running":
         if current == 0 and not row["running"]:
             message = f"同步任务已启动，正在同步 {total} 天的数据..."
@@ -92,9 +92,9 @@ def progress_from_row(row: dict[str, Any]) -> Progress:
         task_id=row["task_id"], status=row["status"], total=total, current=current,
         success=success, failed=failed, skipped=skipped, current_date=current_date,
         message=message, percent=round(100.0 * current / total, 1) if total else 100.0,
-        rows=int(row["rows"]), start_date=_iso(row["start_date"]), end_date=_iso(row["end_date"]),
-        force=row["force"], created_at=_iso(row["created_at"]),
-        finished_at=_iso(row["finished_at"]),
+        rows=int(row["rows"]), start_date=iso(row["start_date"]), end_date=iso(row["end_date"]),
+        force=row["force"], created_at=iso(row["created_at"]),
+        finished_at=iso(row["finished_at"]),
         elapsed_s=round((end - row["created_at"]).total_seconds(), 1),
     )
 
