@@ -91,10 +91,13 @@ def get_worker() -> DayWorker:
 
 def get_sweeper() -> Sweeper:
     settings = get_settings()
-    policy = SweepPolicy(stale_after_s=settings.stale_after_s,
-                         unsent_after_s=settings.unsent_after_s,
-                         max_attempts=settings.max_attempts, max_enqueues=settings.max_attempts)
-    return _client("sweeper", lambda: Sweeper(get_db(), get_queue(), policy))
+
+    def make() -> Sweeper:
+        policy = SweepPolicy(stale_after_s=settings.stale_after_s,
+                             unsent_after_s=settings.unsent_after_s,
+                             max_attempts=settings.max_attempts, max_enqueues=settings.max_attempts)
+        return Sweeper(get_db(), get_queue(), policy)
+    return _client("sweeper", make)
 
 
 json_api = api.json_api(lambda: app.current_request)
