@@ -10,6 +10,14 @@ from typing import Any, Mapping
 from chalicelib.errors import ValidationError
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The seed's task id, start_end_epochseconds. Explicit [0-9] and fullmatch: `\d` takes any
+# Unicode digit and `$` a trailing newline, and an id is checked before it reaches any SQL.
+TASK_ID = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{1,12}")
+
+
+def is_task_id(value: object) -> bool:
+    """Whether `value` has the shape of a task id (it may still name no job)."""
+    return isinstance(value, str) and TASK_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

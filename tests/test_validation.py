@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.config import market_today
+from chalicelib.validation import is_task_id
 from tests.conftest import scalar
 
 
@@ -103,3 +104,21 @@ def test_seed_frontend_request_without_json_content_type_is_accepted(api, db):
     response = api.start({"start_date": "2025-10-01", "end_date": "2025-10-09"},
                          headers={"content-type": "text/plain;charset=UTF-8"})
     assert response.status_code == 200, response.json_body
+
+
+@pytest.mark.parametrize("value", ["2025-10-01_2025-10-09_1697587200", "2025-10-01_2025-10-01_1"])
+def test_task_ids_of_the_seeds_shape_are_accepted(value):
+    assert is_task_id(value)
+
+
+@pytest.mark.parametrize("value", [
+    None, 17, b"2025-10-01_2025-10-09_1697587200", "", "abc",
+    "2025-10-01_2025-10-09_1697587200\n",       # `$` would accept the newline
+    "2025-10-01_2025-10-09_1697587200\x00",      # a NUL reaches psycopg2 as an error
+    "２０２５-10-01_2025-10-09_1697587200",      # fullwidth digits match `\d`
+    "2025-10-01_2025-10-09_\ud800",              # a lone surrogate cannot be encoded
+    "2025-10-01_2025-10-09_1697587200' OR '1'='1",
+    "2025-10-01_2025-10-09_" + "9" * 13,
+])
+def test_anything_else_is_not_a_task_id(value):
+    assert not is_task_id(value)
