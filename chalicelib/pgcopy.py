@@ -8,13 +8,13 @@ and the caller keeps to CSV.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from chalicelib.source import DAILY_FIELDS
 
-VALUE_FIELDS = DAILY_FIELDS[2:]  # after ts_code (text) and trade_date (date): doubles, NaN as NULL
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
 PGCOPY_TRAILER = b"\xff\xff"
 _PG_EPOCH_ORDINAL = date(2000, 1, 1).toordinal()   # binary dates count days from it
@@ -23,24 +23,51 @@ _MAX_LAYOUTS = 64  # more distinct (code length, NULL pattern) row layouts than 
 
 def encode_daily_bars(frame: pd.DataFrame, encoding: str) -> tuple[bytes, list[date]] | None:
     """(COPY BINARY input, the distinct trade dates), or None for the CSV path."""
-    if any(field not in frame.columns for field in DAILY_FIELDS):
+    return encode_frame(frame, DAILY_FIELDS, encoding)
+
+
+def encode_frame(frame: pd.DataFrame, fields: tuple[str, ...],
+                 encoding: str) -> tuple[bytes, list[date]] | None:
+    """A dataset frame whose `fields` are ts_code, trade_date, then doubles, as
+    (COPY BINARY input in `fields` order, the distinct trade dates), or None for
+    the CSV path."""
+    if any(field not in frame.columns for field in fields):
         return None
     codes = _codes(frame["ts_code"], encoding)
     dates = _dates(frame["trade_date"])
-    values = _values(frame)
+    values = _values(frame, fields[2:])
     if codes is None or dates is None or values is None:
         return None
     if not len(frame):
         return PGCOPY_HEADER + PGCOPY_TRAILER, []
     code_bytes, lengths = codes
     day_numbers, distinct = dates
+    encoded = _encode(code_bytes, lengths, day_numbers, values)
+    return None if encoded is None else (encoded, distinct)
+
+
+def encode_columns(codes: np.ndarray, day_numbers: np.ndarray, values: np.ndarray) -> bytes:
+    """Rows from arrays: codes of one byte length (numpy `S` dtype), trade dates as
+    days since 2000-01-01, a float64 matrix of the value columns (NaN: NULL)."""
+    lengths = np.full(len(codes), codes.dtype.itemsize, dtype=np.int64)
+    encoded = _encode(codes, lengths, day_numbers.astype(np.int64), values)
+    if encoded is None:
+        raise ValueError("too many row layouts for binary COPY")
+    return encoded
+
+
+def _encode(code_bytes: np.ndarray, lengths: np.ndarray, day_numbers: np.ndarray,
+            values: np.ndarray) -> bytes | None:
+    if not len(code_bytes):
+        return PGCOPY_HEADER + PGCOPY_TRAILER
+    width = values.shape[1]
     # Rows differ in layout only by their code's length and which values are NULL
     # (a NULL field is a length of -1 and no bytes): one layout, one numpy record type.
     nulls = np.isnan(values)
     if lengths.min() == lengths.max() and not nulls.any():
         which, kinds = None, 1  # the usual day: one layout
     else:
-        layout = lengths * (1 << len(VALUE_FIELDS)) + nulls @ (1 << np.arange(len(VALUE_FIELDS)))
+        layout = lengths * (1 << width) + nulls @ (1 << np.arange(width))
         layouts, which = np.unique(layout, return_inverse=True)
         kinds = len(layouts)
         if kinds > _MAX_LAYOUTS:
@@ -52,23 +79,32 @@ def encode_daily_bars(frame: pd.DataFrame, encoding: str) -> tuple[bytes, list[d
         parts.append(_records(code_bytes[rows], int(lengths[first]), day_numbers[rows],
                               values[rows], nulls[first]))
     parts.append(PGCOPY_TRAILER)
-    return b"".join(parts), distinct
+    return b"".join(parts)
 
 
 def _records(codes: np.ndarray, length: int, days: np.ndarray, values: np.ndarray,
              nulls: np.ndarray) -> bytes:
-    fields: list[tuple[str, str]] = [("count", ">i2"), ("code_len", ">i4"), ("code", f"S{length}"),
+    fields: list[tuple[Any, ...]] = [("count", ">i2"), ("code_len", ">i4"), ("code", f"S{length}"),
                                      ("date_len", ">i4"), ("date", ">i4")]
-    for i, null in enumerate(nulls):
-        fields.append((f"len{i}", ">i4"))
-        if not null:
-            fields.append((f"val{i}", ">f8"))
+    if not nulls.any():
+        # The usual row: every value there, as one (length, double) subarray.
+        fields.append(("vals", [("len", ">i4"), ("val", ">f8")], (len(nulls),)))
+    else:
+        for i, null in enumerate(nulls):
+            fields.append((f"len{i}", ">i4"))
+            if not null:
+                fields.append((f"val{i}", ">f8"))
     records = np.empty(len(codes), dtype=np.dtype(fields))
-    records["count"] = len(DAILY_FIELDS)
+    records["count"] = 2 + len(nulls)
     records["code_len"] = length
     records["code"] = codes
     records["date_len"] = 4
     records["date"] = days
+    if not nulls.any():
+        if len(nulls):
+            records["vals"]["len"] = 8
+            records["vals"]["val"] = values
+        return records.tobytes()
     for i, null in enumerate(nulls):
         records[f"len{i}"] = -1 if null else 8
         if not null:
@@ -124,13 +160,14 @@ def _dates(column: pd.Series) -> tuple[np.ndarray, list[date]] | None:
     return numbers[positions], days
 
 
-def _values(frame: pd.DataFrame) -> np.ndarray | None:
+def _values(frame: pd.DataFrame, fields: tuple[str, ...]) -> np.ndarray | None:
     """The value columns as one float64 matrix (NaN: NULL); None unless every column
     is float64 or integer, whose CSV text PostgreSQL would read as the same double."""
-    columns = []
-    for field in VALUE_FIELDS:
-        dtype = frame[field].dtype
+    matrix = np.empty((len(frame), len(fields)))
+    for i, field in enumerate(fields):
+        column = frame[field]
+        dtype = column.dtype
         if not isinstance(dtype, np.dtype) or not (dtype == np.float64 or dtype.kind in "iu"):
             return None
-        columns.append(frame[field].to_numpy(dtype=np.float64))
-    return np.column_stack(columns)
+        matrix[:, i] = column.to_numpy()
+    return matrix
