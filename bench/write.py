@@ -40,7 +40,7 @@ RAW_TABLE = "bench_raw_bars"
 EXECUTE_VALUES_PAGE = 500
 # The peer runs stocksync's own upsert, fed by VALUES instead of the staging table.
 EXECUTE_VALUES_UPSERT = re.sub(r"SELECT [^\n]*\nFROM daily_bars_stage", "VALUES %s",
-                               query("upsert_bars_from_stage"))
+                               query("daily_bars_upsert_from_stage"))
 assert "VALUES %s" in EXECUTE_VALUES_UPSERT
 
 
@@ -119,9 +119,9 @@ def run(stack: Any, repeats: int = 7, prefill_days: int = 20,
 
             def write() -> None:
                 with db.transaction() as cur:
-                    cur.execute(query("create_bars_stage"))
-                    cur.copy_expert(query("copy_bars_stage"), frame_to_csv(day))
-                    cur.execute(query("upsert_bars_from_stage"))
+                    cur.execute(query("daily_bars_stage_create"))
+                    cur.copy_expert(query("daily_bars_stage_copy_csv"), frame_to_csv(day))
+                    cur.execute(query("daily_bars_upsert_from_stage"))
             return write
 
         def raw(data: bytes | str, fmt: str) -> Callable[[], Callable[[], None]]:
@@ -142,7 +142,7 @@ def run(stack: Any, repeats: int = 7, prefill_days: int = 20,
 
             def write() -> None:
                 with db.transaction() as cur:
-                    cur.copy_expert(query("copy_bars_new"), io.BytesIO(data))
+                    cur.copy_expert(query("daily_bars_copy_new"), io.BytesIO(data))
             return write
 
         def values() -> Callable[[], None]:

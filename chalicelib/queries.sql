@@ -143,44 +143,61 @@ INSERT INTO trade_calendar (exchange, cal_date, is_open) VALUES %s
 ON CONFLICT (exchange, cal_date) DO UPDATE
 SET is_open = EXCLUDED.is_open, cached_at = now()
 
--- bars_dates_stored --
+-- daily_bars_dates_stored --
 -- Whether any bars of these trade dates are stored (a new day is COPYed without the upsert).
 SELECT EXISTS (SELECT 1 FROM daily_bars WHERE trade_date = ANY(%(dates)s::date[])) AS stored
 
--- copy_bars_new --
+-- daily_bars_copy_new --
 -- Bulk-load bars of days not stored yet straight into daily_bars (binary COPY, under a savepoint).
 COPY daily_bars (ts_code, trade_date, open, high, low, close, pre_close,
                  change, pct_chg, vol, amount)
 FROM STDIN WITH (FORMAT binary)
 
--- create_bars_stage --
+-- daily_bars_stage_create --
 -- A per-session staging table for one day's COPY; emptied at every commit. Its types are the binary COPY's.
 CREATE TEMP TABLE IF NOT EXISTS daily_bars_stage (
-    ts_code text NOT NULL, trade_date date NOT NULL,
+    ts_code text COLLATE "C" NOT NULL, trade_date date NOT NULL,
     open double precision, high double precision, low double precision,
     close double precision, pre_close double precision, change double precision,
     pct_chg double precision, vol double precision, amount double precision
 ) ON COMMIT DELETE ROWS
 
--- copy_bars_stage --
+-- daily_bars_stage_copy_csv --
 -- Bulk-load one day's CSV rows into the staging table.
 COPY daily_bars_stage (ts_code, trade_date, open, high, low, close, pre_close,
                        change, pct_chg, vol, amount)
 FROM STDIN WITH (FORMAT csv)
 
--- copy_bars_stage_binary --
+-- daily_bars_stage_copy_binary --
 -- Bulk-load one day's rows into the staging table, in PostgreSQL's binary COPY format.
 COPY daily_bars_stage (ts_code, trade_date, open, high, low, close, pre_close,
                        change, pct_chg, vol, amount)
 FROM STDIN WITH (FORMAT binary)
 
--- upsert_bars_from_stage --
--- Move staged rows into daily_bars; unchanged rows are not rewritten.
+-- daily_bars_merge_from_stage --
+-- Re-sync stored days from the staging table: changed rows rewritten, new ones inserted, unchanged ones not touched (not even locked).
+MERGE INTO daily_bars AS b
+USING daily_bars_stage AS s
+ON b.trade_date = s.trade_date AND b.ts_code = s.ts_code
+   AND b.trade_date = ANY(%(dates)s::date[])
+WHEN MATCHED AND (b.open, b.high, b.low, b.close, b.pre_close, b.change, b.pct_chg, b.vol, b.amount)
+                 IS DISTINCT FROM
+                 (s.open, s.high, s.low, s.close, s.pre_close, s.change, s.pct_chg, s.vol, s.amount)
+THEN UPDATE SET open = s.open, high = s.high, low = s.low, close = s.close,
+                pre_close = s.pre_close, change = s.change, pct_chg = s.pct_chg,
+                vol = s.vol, amount = s.amount
+WHEN NOT MATCHED THEN
+    INSERT (ts_code, trade_date, open, high, low, close, pre_close, change, pct_chg, vol, amount)
+    VALUES (s.ts_code, s.trade_date, s.open, s.high, s.low, s.close, s.pre_close, s.change,
+            s.pct_chg, s.vol, s.amount)
+
+-- daily_bars_upsert_from_stage --
+-- Move staged rows into daily_bars, safe against a concurrent writer; unchanged rows are not rewritten.
 INSERT INTO daily_bars AS b (ts_code, trade_date, open, high, low, close, pre_close,
                              change, pct_chg, vol, amount)
 SELECT ts_code, trade_date, open, high, low, close, pre_close, change, pct_chg, vol, amount
 FROM daily_bars_stage
-ON CONFLICT (ts_code, trade_date) DO UPDATE
+ON CONFLICT (trade_date, ts_code) DO UPDATE
 SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
     pre_close = EXCLUDED.pre_close, change = EXCLUDED.change, pct_chg = EXCLUDED.pct_chg,
     vol = EXCLUDED.vol, amount = EXCLUDED.amount
@@ -189,20 +206,32 @@ WHERE (b.open, b.high, b.low, b.close, b.pre_close, b.change, b.pct_chg, b.vol, 
       (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.pre_close,
        EXCLUDED.change, EXCLUDED.pct_chg, EXCLUDED.vol, EXCLUDED.amount)
 
+-- daily_bars_series --
+-- One stock's bars over a date range, oldest first (a key probe per synced date: see migration 006).
+SELECT ts_code, trade_date, open, high, low, close, pre_close, change, pct_chg, vol, amount
+FROM daily_bars_series(%(ts_code)s, coalesce(%(start)s::date, '-infinity'),
+                       coalesce(%(end)s::date, 'infinity'))
+
+-- daily_bars_cross_section --
+-- Every stock's bar of one trade date, by code.
+SELECT ts_code, trade_date, open, high, low, close, pre_close, change, pct_chg, vol, amount
+FROM daily_bars WHERE trade_date = %(day)s ORDER BY ts_code
+
 -- recent_jobs --
--- The newest jobs with their counts, for the history list.
+-- The newest jobs with their counts, for the history list (only those jobs' days are counted).
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
        j.created_at, j.finished_at,
-       count(d.day) AS total,
-       count(d.day) FILTER (WHERE d.status = 'success') AS success,
-       count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
-       count(d.day) FILTER (WHERE d.status = 'skipped') AS skipped,
-       coalesce(sum(d.rows_written), 0) AS rows
-FROM sync_jobs j
-LEFT JOIN sync_job_days d ON d.task_id = j.task_id
-GROUP BY j.task_id
-ORDER BY j.created_at DESC
-LIMIT %(limit)s
+       c.total, c.success, c.failed, c.skipped, c.rows
+FROM (SELECT * FROM sync_jobs ORDER BY created_at DESC, task_id DESC LIMIT %(limit)s) j
+CROSS JOIN LATERAL (
+    SELECT count(d.day) AS total,
+           count(d.day) FILTER (WHERE d.status = 'success') AS success,
+           count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
+           count(d.day) FILTER (WHERE d.status = 'skipped') AS skipped,
+           coalesce(sum(d.rows_written), 0) AS rows
+    FROM sync_job_days d WHERE d.task_id = j.task_id
+) c
+ORDER BY j.created_at DESC, j.task_id DESC
 
 -- fail_stuck_days --
 -- Fail open days of running jobs that went quiet and have used up their attempts or re-sends.
@@ -244,18 +273,17 @@ WHERE task_id = %(task_id)s AND day = %(day)s AND status IN ('pending', 'running
 RETURNING day
 
 -- date_states --
--- Each date of a range with its stored bars, its calendar entry and the newest job's row for it (the sync page's calendar).
-WITH latest AS (
-    SELECT DISTINCT ON (d.day) d.day, d.task_id, d.status, d.skip_reason, d.error, d.rows_written
-    FROM sync_job_days d
-    JOIN sync_jobs j ON j.task_id = d.task_id
-    WHERE d.day BETWEEN %(start)s::date AND %(end)s::date
-    ORDER BY d.day, j.created_at DESC, d.task_id DESC
-)
+-- Each date of a range with its stored bars, its calendar entry and the newest job's row for it (the sync page's calendar; one index probe a date).
 SELECT g.day::date AS day, s.rows AS synced_rows, s.synced_at, c.is_open,
        l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written
 FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
 LEFT JOIN synced_dates s ON s.trade_date = g.day::date
 LEFT JOIN trade_calendar c ON c.exchange = %(exchange)s AND c.cal_date = g.day::date
-LEFT JOIN latest l ON l.day = g.day::date
+LEFT JOIN LATERAL (
+    SELECT d.task_id, d.status, d.skip_reason, d.error, d.rows_written
+    FROM sync_job_days d
+    WHERE d.day = g.day::date
+    ORDER BY d.job_created_at DESC, d.task_id DESC
+    LIMIT 1
+) l ON true
 ORDER BY g.day

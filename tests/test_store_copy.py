@@ -1,6 +1,7 @@
 """The write path's binary COPY: what it stores is what the CSV path stored, whichever
-branch runs (straight COPY for a new day, staging upsert for a stored one, CSV for
-frames the binary format does not take)."""
+branch runs (straight COPY for a new day, staging MERGE for a stored one, the upsert
+when a concurrent writer or an old server calls for it, CSV for frames the binary
+format does not take)."""
 from __future__ import annotations
 
 import math
@@ -65,9 +66,9 @@ def stored(db) -> list[tuple]:
 def csv_path(db, data: pd.DataFrame) -> None:
     """The write path before binary COPY: pandas CSV, staging table, upsert."""
     with db.transaction() as cur:
-        cur.execute(query("create_bars_stage"))
-        cur.copy_expert(query("copy_bars_stage"), frame_to_csv(data))
-        cur.execute(query("upsert_bars_from_stage"))
+        cur.execute(query("daily_bars_stage_create"))
+        cur.copy_expert(query("daily_bars_stage_copy_csv"), frame_to_csv(data))
+        cur.execute(query("daily_bars_upsert_from_stage"))
 
 
 def test_a_new_day_is_copied_straight_into_daily_bars(db):
@@ -75,21 +76,45 @@ def test_a_new_day_is_copied_straight_into_daily_bars(db):
         spy = Spy(cur)
         assert write_daily_bars(spy, frame(300)) == 300
     copies = [s for s in spy.statements if s.startswith("COPY")]
-    assert copies == [query("copy_bars_new")]
+    assert copies == [query("daily_bars_copy_new")]
     assert not any("daily_bars_stage" in s for s in spy.statements)
     assert scalar(db, "SELECT count(*) FROM daily_bars") == 300
 
 
-def test_a_stored_day_takes_the_binary_upsert_and_updates_changed_values(db):
+def test_a_stored_day_takes_the_binary_merge_and_updates_changed_values(db):
     with db.transaction() as cur:
         write_daily_bars(cur, frame(50))
     with db.transaction() as cur:
         spy = Spy(cur)
         write_daily_bars(spy, frame(60, close=12.5))
-    assert query("copy_bars_stage_binary") in spy.statements
-    assert query("upsert_bars_from_stage") in spy.statements
+    assert query("daily_bars_stage_copy_binary") in spy.statements
+    assert query("daily_bars_merge_from_stage") in spy.statements
+    assert query("daily_bars_upsert_from_stage") not in spy.statements
     assert scalar(db, "SELECT count(*) FROM daily_bars") == 60
     assert scalar(db, "SELECT count(*) FROM daily_bars WHERE close = 12.5") == 60
+
+
+def test_a_resync_with_the_same_values_rewrites_no_row(db):
+    with db.transaction() as cur:
+        write_daily_bars(cur, frame(40))
+    before = fetch_all(db, "SELECT ctid::text AS at, xmin::text AS x FROM daily_bars ORDER BY ts_code")
+    with db.transaction() as cur:
+        write_daily_bars(cur, frame(40))
+    after = fetch_all(db, "SELECT ctid::text AS at, xmin::text AS x FROM daily_bars ORDER BY ts_code")
+    assert after == before  # same tuples: neither updated nor locked (a lock would set xmax)
+    assert scalar(db, "SELECT count(*) FROM daily_bars WHERE xmax <> '0'") == 0
+
+
+def test_a_server_without_merge_takes_the_upsert(db, monkeypatch):
+    with db.transaction() as cur:
+        write_daily_bars(cur, frame(30))
+    monkeypatch.setattr(store, "_server_version", lambda cur: 140010)
+    with db.transaction() as cur:
+        spy = Spy(cur)
+        write_daily_bars(spy, frame(35, close=8.0))
+    assert query("daily_bars_merge_from_stage") not in spy.statements
+    assert query("daily_bars_upsert_from_stage") in spy.statements
+    assert scalar(db, "SELECT count(*) FROM daily_bars WHERE close = 8.0") == 35
 
 
 def test_binary_and_csv_paths_store_the_same_bits(db):
@@ -120,7 +145,7 @@ def test_frames_the_binary_format_does_not_take_go_the_csv_way(db):
     with db.transaction() as cur:
         spy = Spy(cur)
         write_daily_bars(spy, data)
-    assert query("copy_bars_stage") in spy.statements
+    assert query("daily_bars_stage_copy_csv") in spy.statements
     assert scalar(db, "SELECT count(*) FROM daily_bars WHERE pre_close IS NULL") == 3
 
 
@@ -138,7 +163,8 @@ def test_a_row_appearing_before_the_copy_falls_back_to_the_upsert(db, monkeypatc
     # A concurrent writer of the same date: the check saw nothing, the COPY meets its row.
     with db.transaction() as cur:
         write_daily_bars(cur, frame(1, close=1.0))
-    monkeypatch.setattr(store, "_any_stored", lambda cur, dates: False)
+    any_stored = store._any_stored
+    monkeypatch.setattr(store, "_any_stored", lambda cur, dataset, dates: any_stored(cur, dataset, dates) and False)
     with db.transaction() as cur:
         assert write_daily_bars(cur, frame(40, close=7.0)) == 40
     assert scalar(db, "SELECT count(*) FROM daily_bars") == 40
@@ -151,6 +177,18 @@ def test_duplicate_codes_in_a_frame_still_fail_the_write(db):
         with db.transaction() as cur:
             write_daily_bars(cur, data)
     assert scalar(db, "SELECT count(*) FROM daily_bars") == 0
+
+
+def test_duplicate_codes_over_a_stored_day_fail_the_write_and_change_nothing(db):
+    with db.transaction() as cur:
+        write_daily_bars(cur, frame(3))
+    before = stored(db)
+    for extra in (frame(1, close=2.0), frame(5).iloc[4:]):  # a stored code twice; a new code twice
+        data = pd.concat([frame(5, close=3.0), extra], ignore_index=True)
+        with pytest.raises(psycopg2.errors.CardinalityViolation):
+            with db.transaction() as cur:
+                write_daily_bars(cur, data)
+        assert stored(db) == before
 
 
 def test_an_empty_frame_writes_nothing(db):
