@@ -37,8 +37,9 @@ browser:
 	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
 	    || echo "make browser: chromium was not installed: tests/test_page.py will skip"; }
 
+# make bench SCALE=13e6: also with 13 M rows of history preloaded (bench/README.md; ~3 min more).
 bench: $(STAMP)
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(if $(SCALE),--scale $(SCALE))
 
 clean:
 	rm -rf $(VENV) .stocksync .pytest_cache .chalice/deployments

@@ -1,6 +1,7 @@
 """`make bench`: every benchmark group on one local stack, a table, bench/results.json.
 
     python -m bench.run                      # all groups, default repeats
+    python -m bench.run --scale 13e6         # also with 13 M rows of history (make bench SCALE=13e6)
     python -m bench.run --only write,fetch   # a subset (merged into results.json)
     python -m bench.run --repeats 3          # the same repeat count for every group
     python -m bench.run --quick              # tiny sizes: a smoke run in ~30 s
@@ -22,7 +23,11 @@ from typing import Any, Callable
 
 from bench import common
 
-GROUPS = ("write", "fetch", "e2e", "progress", "memory")
+GROUPS = ("write", "fetch", "e2e", "progress", "memory", "scale", "reads")
+# Groups with a repeat count (`--repeats`); `reads` polls for a time instead.
+REPEATABLE = ("write", "fetch", "e2e", "progress", "memory", "scale")
+# The size the issue's goals for reads at size are stated at.
+GOAL_ROWS = 13e6
 RESULTS = Path(__file__).resolve().parent / "results.json"
 README = Path(__file__).resolve().parent / "README.md"
 MARK_BEGIN, MARK_END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -74,8 +79,59 @@ def _memory(r: dict[str, Any]) -> tuple[Any, bool]:
     return f"{m['peak_rss_mb']} MB", m["peak_rss_mb"] < 200
 
 
-def options(quick: bool = False, repeats: int | None = None) -> dict[str, dict[str, Any]]:
-    """Each group's keyword arguments: the defaults, `quick` (tiny sizes), or a repeat count."""
+def _worst(r: dict[str, Any], keys: tuple[str, ...]) -> tuple[Any, bool]:
+    sizes = r["scale"]["sizes"]
+    if len(sizes) < 2:
+        raise ValueError("measured on an empty table only")
+    worst = max((size[f"x_{key}"], key, size["rows"]) for size in sizes for key in keys)
+    where = ", ".join(f"{size['rows']:,} rows" for size in sizes)
+    return f"{worst[0]}x (worst of {where})", worst[0] <= 2.5
+
+
+@_goal("scale_write", "scale: new day and re-sync <= 2.5x keyless COPY, empty and at size")
+def _scale_write(r: dict[str, Any]) -> tuple[Any, bool]:
+    return _worst(r, ("new", "resync"))
+
+
+@_goal("scale_checkpoint", "scale: first write after a checkpoint <= 2.5x keyless COPY")
+def _scale_checkpoint(r: dict[str, Any]) -> tuple[Any, bool]:
+    return _worst(r, ("new_after_checkpoint",))
+
+
+def _at_goal_size(r: dict[str, Any]) -> dict[str, Any]:
+    largest = r["scale"]["sizes"][-1]
+    if largest["rows"] < 0.95 * GOAL_ROWS:
+        raise ValueError("no size as large as the goal's")
+    return largest
+
+
+@_goal("scale_series", "scale: one stock's whole series < 15 ms at 13 M rows (first read of the stock)")
+def _scale_series(r: dict[str, Any]) -> tuple[Any, bool]:
+    size = _at_goal_size(r)
+    return (f"{size['series_ms']} ms ({size['series_rows']:,} days; again: {size['series_warm_ms']} ms)",
+            size["series_ms"] < 15)
+
+
+@_goal("scale_cross_section", "scale: one day's cross-section < 10 ms at 13 M rows")
+def _scale_cross_section(r: dict[str, Any]) -> tuple[Any, bool]:
+    size = _at_goal_size(r)
+    return f"{size['cross_section_ms']} ms", size["cross_section_ms"] < 10
+
+
+@_goal("reads_p99", "reads: every route p99 < 20 ms under 50 pollers, 10,000 jobs behind them")
+def _reads(r: dict[str, Any]) -> tuple[Any, bool]:
+    p = r["reads"]
+    if p["pollers"] != 50 or p["jobs"] < 10_000:
+        raise ValueError("not the goal's load")
+    worst = max((route["p99_ms"], name) for name, route in p["routes"].items())
+    return (f"{worst[0]} ms ({worst[1]}; {p['bars']:,} bars)",
+            worst[0] < 20 and p["errors"] == 0)
+
+
+def options(quick: bool = False, repeats: int | None = None,
+            scale: float = 0) -> dict[str, dict[str, Any]]:
+    """Each group's keyword arguments: the defaults, `quick` (tiny sizes), or a repeat
+    count; `scale` rows of history for the groups at size."""
     if quick:
         short_end = date(2025, 10, 13)  # 7 days: 10-09, 10-10 and 10-13 trade
         opts: dict[str, dict[str, Any]] = {
@@ -85,12 +141,16 @@ def options(quick: bool = False, repeats: int | None = None) -> dict[str, dict[s
             "progress": {"pollers": 3, "interval_s": 0.05, "repeats": 1, "days": 7,
                          "end": short_end, "saturate": False},
             "memory": {"repeats": 1},
+            "scale": {"scale": scale or 5 * 5300, "repeats": 1, "reads": 2},
+            "reads": {"scale": scale, "jobs": 40, "pollers": 4, "interval_s": 0.05, "seconds": 1.0,
+                      "workers": 1, "days": 7, "end": short_end},
         }
     else:
-        opts = {"write": {}, "fetch": {}, "e2e": {}, "progress": {}, "memory": {}}
+        opts = {"write": {}, "fetch": {}, "e2e": {}, "progress": {}, "memory": {},
+                "scale": {"scale": scale}, "reads": {"scale": scale}}
     if repeats is not None:
-        for kwargs in opts.values():
-            kwargs["repeats"] = repeats
+        for group in REPEATABLE:
+            opts[group]["repeats"] = repeats
     return opts
 
 
@@ -189,14 +249,74 @@ def table(results: dict[str, Any]) -> str:
         rows.append(("memory", f"worker syncing one day ({m['rows']:,} rows): peak RSS "
                                f"(after imports: {_f(m['after_import_mb'], ' MB')})",
                      _f(m["peak_rss_mb"], " MB")))
+    rows += _reads_rows(results.get("reads"))
     lines = ["| group | measure | median |", "| --- | --- | --- |"]
     lines += [f"| {g} | {what} | {value} |" for g, what, value in rows]
+    at_size = scale_table(results.get("scale"))
+    if at_size:
+        lines += ["", at_size]
     goals = results.get("goals") or evaluate(results)
     if goals:
         lines += ["", "| goal | result | met |", "| --- | --- | --- |"]
         lines += [f"| {g['goal']} | {g['value']} | {'yes' if g['met'] else '**no**'} |"
                   for g in goals.values()]
     return "\n".join(lines)
+
+
+def scale_table(s: dict[str, Any] | None) -> str:
+    """The `scale` group: a column per size of daily_bars, each figure beside the limit."""
+    if not s:
+        return ""
+    sizes = s["sizes"]
+
+    def row(what: str, cell: Callable[[dict[str, Any]], str]) -> str:
+        return f"| {what} | " + " | ".join(cell(z) for z in sizes) + " |"
+
+    def timed(key: str, ratio: str | None = None) -> Callable[[dict[str, Any]], str]:
+        def cell(z: dict[str, Any]) -> str:
+            if key not in z:
+                return "-"
+            return _f(z[key], " ms") + (f" ({z[ratio]}x)" if ratio else "")
+        return cell
+
+    lines = ["| scale: daily_bars holding | " + " | ".join(f"{z['rows']:,} rows" for z in sizes) + " |",
+             "| --- |" + " --- |" * len(sizes),
+             row("new day: stocksync's write, DataFrame to commit (x limit)", timed("new_ms", "x_new")),
+             row("new day, first write after a CHECKPOINT (x limit)",
+                 timed("new_after_checkpoint_ms", "x_new_after_checkpoint")),
+             row("re-sync of a stored day, same values (x limit)", timed("resync_ms", "x_resync")),
+             row("re-sync of a stored day, every close changed (x limit)",
+                 timed("resync_changed_ms", "x_resync_changed")),
+             row("limit: binary COPY of ready input into an UNLOGGED keyless table holding the same "
+                 "history; after a CHECKPOINT",
+                 lambda z: f"{_f(z['limit_ms'], ' ms')}; {_f(z['limit_after_checkpoint_ms'], ' ms')}")]
+    if any("series_ms" in z for z in sizes):
+        lines += [
+            row("one stock's whole series (`daily_bars_series`): first read of the stock; again",
+                lambda z: "-" if "series_ms" not in z else
+                f"{_f(z['series_ms'], ' ms')}; {_f(z['series_warm_ms'], ' ms')} ({z['series_rows']:,} days)"),
+            row("one day's cross-section, fetched",
+                lambda z: "-" if "cross_section_ms" not in z else
+                f"{_f(z['cross_section_ms'], ' ms')} ({z['cross_section_rows']:,} rows)"),
+        ]
+    lines.append(row("sizes: table; primary key; the limit's keyless table",
+                     lambda z: f"{z['table_mb']} MB; {z['key_mb']} MB; {z['raw_table_mb']} MB"))
+    return "\n".join(lines)
+
+
+def _reads_rows(p: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    if not p:
+        return []
+    rows = [("reads", f"{p['pollers']} pollers every {p['interval_s']} s for {p['seconds']} s over "
+                      f"{p['jobs']:,} ended jobs ({p['job_day_rows']:,} day rows) and {p['bars']:,} bars, "
+                      f"a batch running; {p['requests_per_s']}/s, {p['errors']} errors: p50 \\| p99",
+             f"{_f(p['all']['p50_ms'], ' ms')} \\| {_f(p['all']['p99_ms'], ' ms')}")]
+    for name, route in p["routes"].items():
+        rows.append(("reads", f"{name}: p50 \\| p99 \\| max ({route['requests']:,} requests; "
+                              f"without HTTP {_f(route['in_process_ms'], ' ms')})",
+                     f"{_f(route['p50_ms'], ' ms')} \\| {_f(route['p99_ms'], ' ms')} \\| "
+                     f"{_f(route['max_ms'], ' ms')}"))
+    return rows
 
 
 def machine_text(results: dict[str, Any]) -> str:
@@ -246,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated groups, of {','.join(GROUPS)}")
     parser.add_argument("--repeats", type=int, help="repeat count for every group")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke run)")
+    parser.add_argument("--scale", type=float, default=0,
+                        help="rows of history for the groups at size (scale, reads), e.g. 13e6")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (merged into)")
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
     args = parser.parse_args(argv)
@@ -264,10 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     log("starting the local stack (PostgreSQL, SQS, sample tushare, chalice local) ...")
     with common.bench_stack() as stack:
         log(f"  up in {time.monotonic() - began:.1f} s")
-        fresh = collect(stack, groups, options(args.quick, args.repeats), log)
+        fresh = collect(stack, groups, options(args.quick, args.repeats, args.scale), log)
         fresh["machine"] = {**common.machine(), "postgres": common.postgres_version(stack)}
     fresh["meta"] = {"finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "commit": common.git_commit(),
-                     "quick": args.quick, "groups": list(groups),
+                     "quick": args.quick, "groups": list(groups), "scale": args.scale,
                      "seconds": round(time.monotonic() - began, 1)}
     results = merge(args.out, fresh)
     write_json(args.out, results)

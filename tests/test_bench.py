@@ -100,6 +100,92 @@ def test_memory_child_syncs_one_day_and_reports_its_peak(bench_stack):
     assert 0 < result["after_import_mb"] <= result["peak_rss_mb"]
 
 
+def test_scale_measures_writes_and_reads_empty_and_with_history_beside_the_limit(bench_stack, db):
+    from bench import scale
+    result = scale.run(bench_stack, **QUICK["scale"])
+    empty, loaded = result["sizes"]
+    assert empty["rows"] == 0 and loaded["rows"] >= QUICK["scale"]["scale"]
+    assert loaded["days"] == 5 and loaded["preload"]["stocks"] == 5300
+    for size in (empty, loaded):
+        _positive(size, "new_ms", "new_after_checkpoint_ms", "resync_ms", "resync_changed_ms",
+                  "limit_ms", "limit_after_checkpoint_ms", "x_new", "x_new_after_checkpoint",
+                  "x_resync", "x_resync_changed", "table_mb", "key_mb", "raw_table_mb")
+        assert size["x_new"] == round(size["new_ms"] / size["limit_ms"], 2)
+    assert "series_ms" not in empty  # nothing stored to read
+    _positive(loaded, "series_ms", "series_warm_ms", "cross_section_ms")
+    assert loaded["series_rows"] == 5 and loaded["cross_section_rows"] == 5300
+    # The history stays for the reads group; the limit's table goes.
+    with db.transaction() as cur:
+        cur.execute("SELECT to_regclass('bench_raw_bars') AS t")
+        assert cur.fetchone()["t"] is None
+
+
+def test_reads_polls_every_route_over_an_ended_job_history(bench_stack, db):
+    from bench import reads
+    result = reads.run(bench_stack, **QUICK["reads"])
+    assert (result["jobs"], result["job_day_rows"]) == (40, 40 * 90)
+    assert result["errors"] == 0 and set(result["routes"]) == set(reads.ROUTES)
+    for route in result["routes"].values():
+        assert route["requests"] >= 1
+        assert 0 < route["p50_ms"] <= route["p99_ms"] <= route["max_ms"]
+        _positive(route, "in_process_ms")
+    assert result["all"]["requests"] == sum(r["requests"] for r in result["routes"].values())
+
+
+def test_reads_route_urls_ask_for_the_calendars_longest_range():
+    from datetime import date
+
+    from bench.reads import urls
+    got = urls("http://x", "T", end=date(2025, 10, 31))
+    assert got["dates"] == "http://x/api/v1/sync-status/dates?start=2024-09-27&end=2025-10-31"
+    assert got["progress"].endswith("/sync/batch/progress/T") and got["days"].endswith("/days/T")
+
+
+def _scale_size(rows: int, new: float, resync: float, after: float, series: float | None = None) -> dict:
+    size = {"rows": rows, "days": rows // 5300, "new_ms": new * 4, "resync_ms": resync * 4,
+            "resync_changed_ms": 80.0, "new_after_checkpoint_ms": after * 4, "limit_ms": 4.0,
+            "limit_after_checkpoint_ms": 4.0, "x_new": new, "x_resync": resync,
+            "x_resync_changed": 20.0, "x_new_after_checkpoint": after, "table_mb": 1.0,
+            "key_mb": 0.5, "raw_table_mb": 1.0}
+    if series is not None:
+        size.update({"series_ms": series, "series_warm_ms": series / 2, "series_rows": 2470,
+                     "cross_section_ms": 8.0, "cross_section_rows": 5300})
+    return size
+
+
+def test_scale_goals_take_the_worst_size_and_read_goals_need_the_goals_size():
+    small = {"scale": {"sizes": [_scale_size(0, 2.0, 2.1, 2.2), _scale_size(1_000_000, 2.3, 2.6, 2.4, 9.0)]}}
+    goals = bench_run.evaluate(small)
+    assert goals["scale_write"]["met"] is False and goals["scale_write"]["value"].startswith("2.6x")
+    assert goals["scale_checkpoint"]["met"] is True
+    assert "scale_series" not in goals and "scale_cross_section" not in goals  # 1 M rows: not 13 M
+    big = {"scale": {"sizes": [_scale_size(0, 2.0, 2.1, 2.2), _scale_size(13_000_000, 2.2, 2.3, 2.4, 16.0)]}}
+    goals = bench_run.evaluate(big)
+    assert goals["scale_write"]["met"] is True
+    assert goals["scale_series"]["met"] is False and goals["scale_cross_section"]["met"] is True
+    assert "scale_write" not in bench_run.evaluate({"scale": {"sizes": [_scale_size(0, 2.0, 2.0, 2.0)]}})
+    text = bench_run.table(big)
+    assert "| scale: daily_bars holding | 0 rows | 13,000,000 rows |" in text
+    assert "8.00 ms (2.0x)" in text and "16.00 ms; 8.00 ms (2,470 days)" in text
+
+
+def test_reads_goal_is_judged_on_the_slowest_route_at_50_pollers_and_10000_jobs():
+    def reads(p99: dict[str, float], pollers: int = 50, jobs: int = 10_000, errors: int = 0) -> dict:
+        routes = {name: {"requests": 100, "p50_ms": 2.0, "p99_ms": v, "max_ms": v + 1, "in_process_ms": 1.0}
+                  for name, v in p99.items()}
+        return {"reads": {"pollers": pollers, "interval_s": 0.25, "seconds": 8.0, "jobs": jobs,
+                          "job_day_rows": jobs * 90, "bars": 13_000_000, "errors": errors,
+                          "requests_per_s": 200.0, "all": {"p50_ms": 2.0, "p99_ms": 9.0}, "routes": routes}}
+    fast = {"progress": 5.0, "days": 6.0, "jobs": 7.0, "dates": 12.0}
+    assert bench_run.evaluate(reads(fast))["reads_p99"] == {
+        "goal": bench_run.GOALS["reads_p99"][0], "value": "12.0 ms (dates; 13,000,000 bars)", "met": True}
+    assert bench_run.evaluate(reads({**fast, "jobs": 25.0}))["reads_p99"]["met"] is False
+    assert bench_run.evaluate(reads(fast, errors=1))["reads_p99"]["met"] is False
+    assert "reads_p99" not in bench_run.evaluate(reads(fast, pollers=4))
+    assert "reads_p99" not in bench_run.evaluate(reads(fast, jobs=40))
+    assert "| reads | dates: p50" in bench_run.table(reads(fast))
+
+
 def _results() -> dict:
     return {
         "write": {"rows": 5000, "copy_upsert_ms": 18.0, "raw_copy_ms": 4.0, "raw_copy_binary_ms": 4.0,

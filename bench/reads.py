@@ -1,0 +1,211 @@
+"""Every read route under 50 pollers, with years of job history and of bars behind them.
+
+The history: `jobs` ended jobs of 90 days (10,000: ~900,000 day rows, bench/history.py)
+and, with `scale`, that many bars (kept from the `scale` group when it already loaded
+them). Then, as a user would watch it, a 90-day batch runs with 2 workers while
+`pollers` threads (in a child process, as in bench/progress.py) each GET one route
+every `interval_s` for `seconds`:
+
+- progress: `GET .../sync/batch/progress/<the running job>`
+- days: `GET .../sync/batch/days/<the running job>`
+- jobs: `GET .../sync/batch/jobs` (the newest twenty, with their counts)
+- dates: `GET /api/v1/sync-status/dates` over 400 days (the calendar's longest range)
+
+Poller i polls route i mod 4. Latencies are the client's, through `chalice local`
+(one process, a thread per connection, on the same two cores as everything else).
+Beside them, each route's service call in this process without HTTP (median of 20).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, timedelta
+from typing import Any
+
+import requests
+
+from bench import history, synth
+from bench.common import BATCH, ROOT, median, percentile, reset
+from bench.e2e import DAYS, END, start_workers
+
+ROUTES = ("progress", "days", "jobs", "dates")
+DATES = "/api/v1/sync-status/dates"
+DATES_DAYS = 400
+
+
+def auth_headers() -> dict[str, str]:
+    """The operator token's header where the stack has one (API auth), else none."""
+    try:
+        from bench.common import auth  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    return auth()
+
+
+def urls(api_url: str, task_id: str, end: date = END) -> dict[str, str]:
+    start = end - timedelta(days=DATES_DAYS - 1)
+    return {"progress": f"{api_url}{BATCH}/progress/{task_id}",
+            "days": f"{api_url}{BATCH}/days/{task_id}",
+            "jobs": f"{api_url}{BATCH}/jobs",
+            "dates": f"{api_url}{DATES}?start={start.isoformat()}&end={end.isoformat()}"}
+
+
+def poll(route_urls: dict[str, str], pollers: int, interval_s: float,
+         seconds: float) -> dict[str, Any]:
+    """`pollers` threads, poller i on route i mod 4, for `seconds`: latencies by route."""
+    latencies: dict[str, list[float]] = {route: [] for route in ROUTES}
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(pollers)
+    headers = auth_headers()
+
+    def poller(index: int) -> None:
+        route = ROUTES[index % len(ROUTES)]
+        url = route_urls[route]
+        mine: list[float] = []
+        with requests.Session() as http:
+            http.headers.update(headers)
+            barrier.wait()
+            began = time.monotonic()
+            due = began + random.Random(index).uniform(0, interval_s)
+            while time.monotonic() < began + seconds:
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                started = time.perf_counter()
+                try:
+                    answer = http.get(url, timeout=30)
+                    elapsed = time.perf_counter() - started
+                    if answer.status_code == 200 and answer.json()["status"] == "success":
+                        mine.append(elapsed)
+                    else:
+                        with lock:
+                            errors.append(f"{route}: HTTP {answer.status_code}")
+                except requests.RequestException as exc:
+                    with lock:
+                        errors.append(f"{route}: {type(exc).__name__}")
+                due = max(due + interval_s, time.monotonic() - interval_s)
+        with lock:
+            latencies[route].extend(mine)
+
+    threads = [threading.Thread(target=poller, args=(i,), daemon=True) for i in range(pollers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"latencies_s": latencies, "errors": errors, "seconds": seconds}
+
+
+def _poll_in_child(route_urls: dict[str, str], pollers: int, interval_s: float,
+                   seconds: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.reads", "--child", "--urls", json.dumps(route_urls),
+               "--pollers", str(pollers), "--interval", str(interval_s), "--seconds", str(seconds)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"read pollers failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {"requests": len(values), "p50_ms": round(1000 * median(values), 2),
+            "p99_ms": round(1000 * percentile(values, 99), 2),
+            "max_ms": round(1000 * max(values), 2) if values else None}
+
+
+def _prepare(stack: Any, scale: float, jobs: int) -> dict[str, Any]:
+    """Bars at `scale` (reused when the table holds them already) and `jobs` ended jobs."""
+    import psycopg2
+    conn = psycopg2.connect(stack.env["DATABASE_URL"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM daily_bars WHERE trade_date <= %s",
+                        (synth.HISTORY_END,))
+            held = cur.fetchone()[0]
+        conn.commit()
+        bars: dict[str, Any] = {"rows": held, "reused": True}
+        if not scale or held < 0.95 * scale:
+            reset(stack)
+            bars = {"rows": 0, "reused": False}
+            if scale:
+                bars = {**history.preload_bars(conn, scale), "reused": False}
+        else:
+            with conn.cursor() as cur:
+                cur.execute("TRUNCATE sync_jobs, sync_job_days")
+            conn.commit()
+        loaded = history.preload_jobs(conn, jobs)
+        history.analyze(conn)
+        return {"bars": bars, "jobs": loaded}
+    finally:
+        conn.close()
+
+
+def _in_process(stack: Any, task_id: str, end: date) -> dict[str, float]:
+    """Each route's service call without HTTP: the database's share of the latency."""
+    import app
+    from chalicelib.dates import DateRange
+    jobs, dates = app.get_jobs(), app.get_dates()
+    start = end - timedelta(days=DATES_DAYS - 1)
+    calls = {"progress": lambda: jobs.progress(task_id), "days": lambda: jobs.days(task_id),
+             "jobs": lambda: jobs.recent(),
+             "dates": lambda: dates.report(DateRange(start, end), end, DATES_DAYS)}
+    out = {}
+    for route, call in calls.items():
+        times = []
+        for _ in range(20):
+            began = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - began)
+        out[route] = round(1000 * median(times), 2)
+    return out
+
+
+def run(stack: Any, scale: float = 0, jobs: int = 10_000, pollers: int = 50,
+        interval_s: float = 0.25, seconds: float = 8.0, workers: int = 2, end: date = END,
+        days: int = DAYS) -> dict[str, Any]:
+    prepared = _prepare(stack, scale, jobs)
+    start = end - timedelta(days=days - 1)
+    loop = start_workers(stack, workers)
+    try:
+        answer = requests.post(stack.api_url + BATCH, timeout=30, headers=auth_headers(), json={
+            "start_date": start.isoformat(), "end_date": end.isoformat()})
+        answer.raise_for_status()
+        task_id = answer.json()["data"]["task_id"]
+        polled = _poll_in_child(urls(stack.api_url, task_id, end), pollers, interval_s, seconds)
+        in_process = _in_process(stack, task_id, end)
+    finally:
+        loop.stop()
+    # A batch the polling outlasted is done; one it did not is stopped, as a user would.
+    requests.post(f"{stack.api_url}{BATCH}/cancel/{task_id}", timeout=30, headers=auth_headers())
+    every = [s for route in ROUTES for s in polled["latencies_s"][route]]
+    result: dict[str, Any] = {
+        "pollers": pollers, "interval_s": interval_s, "seconds": seconds, "workers": workers,
+        "jobs": prepared["jobs"]["jobs"], "job_day_rows": prepared["jobs"]["day_rows"],
+        "bars": prepared["bars"]["rows"], "dates_days": DATES_DAYS,
+        "errors": len(polled["errors"]), "requests_per_s": round(len(every) / seconds, 1),
+        "all": _stats(every),
+        "routes": {route: {**_stats(polled["latencies_s"][route]), "in_process_ms": in_process[route]}
+                   for route in ROUTES},
+        "preload": prepared,
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="read-route pollers (the benchmark's child process)")
+    parser.add_argument("--child", action="store_true", required=True)
+    parser.add_argument("--urls", required=True)
+    parser.add_argument("--pollers", type=int, default=50)
+    parser.add_argument("--interval", type=float, default=0.25)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args(argv)
+    json.dump(poll(json.loads(args.urls), args.pollers, args.interval, args.seconds), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
