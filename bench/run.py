@@ -197,17 +197,17 @@ def table(results: dict[str, Any]) -> str:
     if w:
         n = f"{w['rows']:,} rows"
         rows += [
-            ("write", f"stocksync: binary COPY (+ upsert when the day exists), {n}",
+            ("write", f"stocksync: binary COPY (+ MERGE when the day exists), {n}",
              _f(w["copy_upsert_ms"], " ms")),
             ("write", "limit: plain COPY, ready input, UNLOGGED, no keys (binary; CSV)",
              f"{_f(w['raw_copy_binary_ms'], ' ms')}; {_f(w['raw_copy_csv_ms'], ' ms')}"),
-            ("write", "floor of this table: plain binary COPY into daily_bars (2 indexes)",
+            ("write", "floor of this table: plain binary COPY into daily_bars (its key)",
              _f(w["keyed_copy_ms"], " ms")),
             ("write", f"peer: psycopg2 execute_values upsert, page {w['execute_values_page_size']}",
              _f(w["execute_values_ms"], " ms")),
             ("write", "peer: pandas to_sql (append, no upsert)", _f(w["to_sql_ms"], " ms")),
             ("write", "before: pandas CSV + staging table + upsert", _f(w["csv_stage_upsert_ms"], " ms")),
-            ("write", "stocksync re-sync of a stored day (upsert branch)",
+            ("write", "stocksync re-sync of a stored day (MERGE branch)",
              _f(w["copy_upsert_resync_ms"], " ms")),
             ("write", "DataFrame -> binary COPY input (inside stocksync's figure)",
              _f(w["frame_to_copy_ms"], " ms")),

@@ -14,12 +14,12 @@ turns within each round, so drift (autovacuum, checkpoints) hits them alike.
 - to_sql: pandas `DataFrame.to_sql` (SQLAlchemy, `if_exists="append"`): a plain
   INSERT, no upsert, which favours it;
 - keyed_copy: a plain COPY of ready-made binary input into `daily_bars` itself
-  (logged, with its primary key and trade_date index): the floor for any path
-  into this table; what separates it from raw_copy is maintaining the two indexes;
+  (logged, with its primary key (trade_date, ts_code)): the floor for any path
+  into this table; what separates it from raw_copy is maintaining the key and the WAL;
 - csv_stage_upsert: the previous project path (pandas CSV, COPY into a staging
   table, INSERT ... ON CONFLICT), for before/after in the same run;
 - copy_upsert_resync: the project's path again on a day already stored with the
-  same values (a forced re-sync): the upsert branch.
+  same values (a forced re-sync): the staged MERGE branch.
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ from chalicelib.source import DAILY_FIELDS
 COLUMNS = ", ".join(DAILY_FIELDS)
 RAW_TABLE = "bench_raw_bars"
 EXECUTE_VALUES_PAGE = 500
-# The peer runs stocksync's own upsert, fed by VALUES instead of the staging table.
+# The peer runs stocksync's own upsert (the concurrency-safe fallback of its re-sync),
+# fed by VALUES instead of the staging table.
 EXECUTE_VALUES_UPSERT = re.sub(r"SELECT [^\n]*\nFROM daily_bars_stage", "VALUES %s",
                                query("daily_bars_upsert_from_stage"))
 assert "VALUES %s" in EXECUTE_VALUES_UPSERT
