@@ -92,3 +92,13 @@ def test_the_calendar_finds_the_newest_job_of_each_date_as_before(job_history, s
     params = {"start": date.fromisoformat(start), "end": date.fromisoformat(end), "exchange": "SSE"}
     expected = fetch_all(job_history, DATE_STATES_BEFORE, params)
     assert fetch_all(job_history, query("date_states"), params) == expected
+
+
+def test_the_calendars_json_is_what_asdict_would_build(job_history):
+    from dataclasses import asdict
+
+    from chalicelib.dates import DateRange, DateStates
+    report = DateStates(job_history).report(DateRange(date(2024, 1, 1), date(2024, 2, 4)),
+                                            date(2025, 10, 31), 400)
+    assert report.as_json() == asdict(report)
+    assert len(report.as_json()["dates"]) == 35 and report.as_json()["counts"] == report.counts
