@@ -2,18 +2,19 @@
 
 The history: `jobs` ended jobs of 90 days (10,000: ~900,000 day rows, bench/history.py)
 and, with `scale`, that many bars (kept from the `scale` group when it already loaded
-them). Then, as a user would watch it, a 90-day batch runs with 2 workers while
-`pollers` threads (in a child process, as in bench/progress.py) each GET one route
-every `interval_s` for `seconds`:
+them). Then `pollers` threads (in a child process, as in bench/progress.py) each GET one
+route every `interval_s` for `seconds`:
 
-- progress: `GET .../sync/batch/progress/<the running job>`
-- days: `GET .../sync/batch/days/<the running job>`
+- progress: `GET .../sync/batch/progress/<the newest job>`
+- days: `GET .../sync/batch/days/<the newest job>`
 - jobs: `GET .../sync/batch/jobs` (the newest twenty, with their counts)
 - dates: `GET /api/v1/sync-status/dates` over 400 days (the calendar's longest range)
 
 Poller i polls route i mod 4. Latencies are the client's, through `chalice local`
 (one process, a thread per connection, on the same two cores as everything else).
 Beside them, each route's service call in this process without HTTP (median of 20).
+With `live`, a 90-day batch runs meanwhile (2 worker threads in this process, the
+sample server too) and the pollers watch it; the `progress` group measures that case.
 """
 from __future__ import annotations
 
@@ -144,6 +145,17 @@ def _prepare(stack: Any, scale: float, jobs: int) -> dict[str, Any]:
         conn.close()
 
 
+def _newest_job(stack: Any) -> str:
+    import psycopg2
+    conn = psycopg2.connect(stack.env["DATABASE_URL"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT task_id FROM sync_jobs ORDER BY created_at DESC LIMIT 1")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
 def _in_process(stack: Any, task_id: str, end: date) -> dict[str, float]:
     """Each route's service call without HTTP: the database's share of the latency."""
     import app
@@ -165,25 +177,30 @@ def _in_process(stack: Any, task_id: str, end: date) -> dict[str, float]:
 
 
 def run(stack: Any, scale: float = 0, jobs: int = 10_000, pollers: int = 50,
-        interval_s: float = 0.25, seconds: float = 8.0, workers: int = 2, end: date = END,
-        days: int = DAYS) -> dict[str, Any]:
+        interval_s: float = 0.25, seconds: float = 8.0, live: bool = False, workers: int = 2,
+        end: date = END, days: int = DAYS) -> dict[str, Any]:
     prepared = _prepare(stack, scale, jobs)
-    start = end - timedelta(days=days - 1)
-    loop = start_workers(stack, workers)
-    try:
-        answer = requests.post(stack.api_url + BATCH, timeout=30, headers=auth_headers(), json={
-            "start_date": start.isoformat(), "end_date": end.isoformat()})
-        answer.raise_for_status()
-        task_id = answer.json()["data"]["task_id"]
+    if live:
+        start = end - timedelta(days=days - 1)
+        loop = start_workers(stack, workers)
+        try:
+            answer = requests.post(stack.api_url + BATCH, timeout=30, headers=auth_headers(), json={
+                "start_date": start.isoformat(), "end_date": end.isoformat()})
+            answer.raise_for_status()
+            task_id = answer.json()["data"]["task_id"]
+            polled = _poll_in_child(urls(stack.api_url, task_id, end), pollers, interval_s, seconds)
+        finally:
+            loop.stop()
+        # A batch the polling outlasted is done; one it did not is stopped, as a user would.
+        requests.post(f"{stack.api_url}{BATCH}/cancel/{task_id}", timeout=30, headers=auth_headers())
+    else:
+        task_id = _newest_job(stack)
         polled = _poll_in_child(urls(stack.api_url, task_id, end), pollers, interval_s, seconds)
-        in_process = _in_process(stack, task_id, end)
-    finally:
-        loop.stop()
-    # A batch the polling outlasted is done; one it did not is stopped, as a user would.
-    requests.post(f"{stack.api_url}{BATCH}/cancel/{task_id}", timeout=30, headers=auth_headers())
+    in_process = _in_process(stack, task_id, end)
     every = [s for route in ROUTES for s in polled["latencies_s"][route]]
     result: dict[str, Any] = {
-        "pollers": pollers, "interval_s": interval_s, "seconds": seconds, "workers": workers,
+        "pollers": pollers, "interval_s": interval_s, "seconds": seconds, "live": live,
+        "workers": workers if live else 0,
         "jobs": prepared["jobs"]["jobs"], "job_day_rows": prepared["jobs"]["day_rows"],
         "bars": prepared["bars"]["rows"], "dates_days": DATES_DAYS,
         "errors": len(polled["errors"]), "requests_per_s": round(len(every) / seconds, 1),

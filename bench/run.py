@@ -142,8 +142,7 @@ def options(quick: bool = False, repeats: int | None = None,
                          "end": short_end, "saturate": False},
             "memory": {"repeats": 1},
             "scale": {"scale": scale or 5 * 5300, "repeats": 1, "reads": 2},
-            "reads": {"scale": scale, "jobs": 40, "pollers": 4, "interval_s": 0.05, "seconds": 1.0,
-                      "workers": 1, "days": 7, "end": short_end},
+            "reads": {"scale": scale, "jobs": 40, "pollers": 4, "interval_s": 0.05, "seconds": 1.0},
         }
     else:
         opts = {"write": {}, "fetch": {}, "e2e": {}, "progress": {}, "memory": {},
@@ -307,9 +306,10 @@ def scale_table(s: dict[str, Any] | None) -> str:
 def _reads_rows(p: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     if not p:
         return []
+    running = ", a batch running" if p.get("live") else ""
     rows = [("reads", f"{p['pollers']} pollers every {p['interval_s']} s for {p['seconds']} s over "
-                      f"{p['jobs']:,} ended jobs ({p['job_day_rows']:,} day rows) and {p['bars']:,} bars, "
-                      f"a batch running; {p['requests_per_s']}/s, {p['errors']} errors: p50 \\| p99",
+                      f"{p['jobs']:,} ended jobs ({p['job_day_rows']:,} day rows) and {p['bars']:,} bars"
+                      f"{running}; {p['requests_per_s']}/s, {p['errors']} errors: p50 \\| p99",
              f"{_f(p['all']['p50_ms'], ' ms')} \\| {_f(p['all']['p99_ms'], ' ms')}")]
     for name, route in p["routes"].items():
         rows.append(("reads", f"{name}: p50 \\| p99 \\| max ({route['requests']:,} requests; "

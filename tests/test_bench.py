@@ -234,3 +234,13 @@ def test_results_merge_keeps_groups_not_run_and_the_readme_block_is_replaced(tmp
 def test_unknown_group_is_refused(capsys):
     with pytest.raises(SystemExit):
         bench_run.main(["--only", "nope"])
+
+
+def test_reads_can_poll_a_running_batch(bench_stack):
+    from datetime import date
+
+    from bench import reads
+    result = reads.run(bench_stack, jobs=10, pollers=4, interval_s=0.05, seconds=1.0, live=True,
+                       workers=1, days=3, end=date(2025, 10, 13))
+    assert result["live"] is True and result["workers"] == 1 and result["errors"] == 0
+    assert all(route["requests"] >= 1 for route in result["routes"].values())
