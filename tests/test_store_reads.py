@@ -102,3 +102,8 @@ def test_the_calendars_json_is_what_asdict_would_build(job_history):
                                             date(2025, 10, 31), 400)
     assert report.as_json() == asdict(report)
     assert len(report.as_json()["dates"]) == 35 and report.as_json()["counts"] == report.counts
+
+
+def test_the_apps_import_time_objects_are_frozen_out_of_the_collectors_walk(app_module):
+    import gc
+    assert gc.get_freeze_count() > 10_000
