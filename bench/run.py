@@ -93,7 +93,7 @@ def _scale_write(r: dict[str, Any]) -> tuple[Any, bool]:
     return _worst(r, ("new", "resync"))
 
 
-@_goal("scale_checkpoint", "scale: first write after a checkpoint <= 2.5x keyless COPY")
+@_goal("scale_checkpoint", "scale: first write after a checkpoint <= 2.5x keyless COPY (after one)")
 def _scale_checkpoint(r: dict[str, Any]) -> tuple[Any, bool]:
     return _worst(r, ("new_after_checkpoint",))
 
@@ -105,7 +105,7 @@ def _at_goal_size(r: dict[str, Any]) -> dict[str, Any]:
     return largest
 
 
-@_goal("scale_series", "scale: one stock's whole series < 15 ms at 13 M rows (first read of the stock)")
+@_goal("scale_series", "scale: one stock's whole series < 15 ms at 13 M rows (judged on its first read)")
 def _scale_series(r: dict[str, Any]) -> tuple[Any, bool]:
     size = _at_goal_size(r)
     return (f"{size['series_ms']} ms ({size['series_rows']:,} days; again: {size['series_warm_ms']} ms)",
@@ -281,7 +281,7 @@ def scale_table(s: dict[str, Any] | None) -> str:
     lines = ["| scale: daily_bars holding | " + " | ".join(f"{z['rows']:,} rows" for z in sizes) + " |",
              "| --- |" + " --- |" * len(sizes),
              row("new day: stocksync's write, DataFrame to commit (x limit)", timed("new_ms", "x_new")),
-             row("new day, first write after a CHECKPOINT (x limit)",
+             row("new day, first write after a CHECKPOINT (x limit after a CHECKPOINT)",
                  timed("new_after_checkpoint_ms", "x_new_after_checkpoint")),
              row("re-sync of a stored day, same values (x limit)", timed("resync_ms", "x_resync")),
              row("re-sync of a stored day, every close changed (x limit)",

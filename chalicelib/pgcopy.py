@@ -118,6 +118,9 @@ def _codes(column: pd.Series, encoding: str) -> tuple[np.ndarray, np.ndarray] | 
     items = column.to_numpy(dtype=object)
     if not len(items):
         return np.array([], dtype=object), np.array([], dtype=np.int64)
+    same_width = _codes_of_one_width(items, encoding)
+    if same_width is not None:
+        return same_width
     if pd.api.types.infer_dtype(items, skipna=False) != "string" or (items == "").any():
         return None
     lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
@@ -133,6 +136,25 @@ def _codes(column: pd.Series, encoding: str) -> tuple[np.ndarray, np.ndarray] | 
         return None
     byte_lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     return np.array(encoded, dtype=object), byte_lengths
+
+
+def _codes_of_one_width(items: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The usual day, fast: codes of one byte width, none empty. Joined with NULs, the
+    NULs must fall exactly every width + 1 bytes and nowhere else (text holds no NUL),
+    which no other shape satisfies; None leaves the frame to the general checks."""
+    try:
+        joined = ("\0".join(items) + "\0").encode(encoding)
+    except (TypeError, UnicodeEncodeError):  # not all str, or not in the client encoding
+        return None
+    count = len(items)
+    if len(joined) % count or len(joined) // count < 2:
+        return None
+    width = len(joined) // count - 1
+    grid = np.frombuffer(joined, dtype=np.uint8).reshape(count, width + 1)
+    if grid[:, width].any() or not grid[:, :width].all():
+        return None
+    codes = np.ascontiguousarray(grid[:, :width]).view(f"S{width}").ravel()
+    return codes, np.full(count, width, dtype=np.int64)
 
 
 def _dates(column: pd.Series) -> tuple[np.ndarray, list[date]] | None:

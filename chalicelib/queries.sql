@@ -175,17 +175,23 @@ COPY daily_bars_stage (ts_code, trade_date, open, high, low, close, pre_close,
 FROM STDIN WITH (FORMAT binary)
 
 -- daily_bars_merge_from_stage --
--- Re-sync stored days from the staging table: changed rows rewritten, new ones inserted, unchanged ones not touched (not even locked).
+-- Re-sync stored days from the staging table: only rows new or changed are merged, so an unchanged day writes and locks nothing.
 MERGE INTO daily_bars AS b
-USING daily_bars_stage AS s
+USING (
+    SELECT s.* FROM daily_bars_stage s
+    LEFT JOIN daily_bars t ON t.trade_date = s.trade_date AND t.ts_code = s.ts_code
+                          AND t.trade_date = ANY(%(dates)s::date[])
+    WHERE t.ts_code IS NULL
+       OR (t.open, t.high, t.low, t.close, t.pre_close, t.change, t.pct_chg, t.vol, t.amount)
+          IS DISTINCT FROM
+          (s.open, s.high, s.low, s.close, s.pre_close, s.change, s.pct_chg, s.vol, s.amount)
+) AS s
 ON b.trade_date = s.trade_date AND b.ts_code = s.ts_code
    AND b.trade_date = ANY(%(dates)s::date[])
-WHEN MATCHED AND (b.open, b.high, b.low, b.close, b.pre_close, b.change, b.pct_chg, b.vol, b.amount)
-                 IS DISTINCT FROM
-                 (s.open, s.high, s.low, s.close, s.pre_close, s.change, s.pct_chg, s.vol, s.amount)
-THEN UPDATE SET open = s.open, high = s.high, low = s.low, close = s.close,
-                pre_close = s.pre_close, change = s.change, pct_chg = s.pct_chg,
-                vol = s.vol, amount = s.amount
+WHEN MATCHED THEN
+    UPDATE SET open = s.open, high = s.high, low = s.low, close = s.close,
+               pre_close = s.pre_close, change = s.change, pct_chg = s.pct_chg,
+               vol = s.vol, amount = s.amount
 WHEN NOT MATCHED THEN
     INSERT (ts_code, trade_date, open, high, low, close, pre_close, change, pct_chg, vol, amount)
     VALUES (s.ts_code, s.trade_date, s.open, s.high, s.low, s.close, s.pre_close, s.change,
