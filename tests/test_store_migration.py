@@ -11,7 +11,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from bench.migration import TARGET, migrate_before
+from bench.migration import PREPARE_006, TARGET, migrate_before
 from chalicelib.db import Database, query
 from chalicelib.store import write_daily_bars
 from tests.test_store_copy import frame
@@ -166,19 +166,28 @@ def test_a_migrated_database_takes_writes_and_answers_the_reads(old_database):
 
 
 @pytest.mark.parametrize("valid", [True, False])
-def test_a_key_built_beforehand_is_used_and_an_invalid_one_rebuilt(old_database, valid):
-    """The large-database procedure: CREATE INDEX CONCURRENTLY before deploying (an
-    interrupted build leaves the index INVALID; the migration builds it again)."""
+def test_the_online_preparation_is_used_and_an_invalid_index_rebuilt(old_database, valid):
+    """The large-database procedure (006's header) run before deploying; an interrupted
+    CONCURRENTLY build leaves its index INVALID, and the migration builds it again."""
     fill_old_schema(old_database)
     bars_before = rows(old_database, BARS)
+    days_before = rows(old_database, JOB_DAYS)
     conn = psycopg2.connect(old_database)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute('CREATE UNIQUE INDEX CONCURRENTLY daily_bars_date_code ON daily_bars (trade_date, ts_code COLLATE "C")')
+        for statement in PREPARE_006:
+            cur.execute(statement)
         if not valid:
-            cur.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'daily_bars_date_code'::regclass")
+            cur.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid IN "
+                        "('daily_bars_date_code'::regclass, 'sync_job_days_day_newest'::regclass)")
         cur.execute("SELECT relfilenode FROM pg_class WHERE relname = 'daily_bars_date_code'")
         built = cur.fetchone()[0]
+        cur.execute("SELECT relfilenode FROM pg_class WHERE relname = 'sync_job_days_day_newest'")
+        built_days = cur.fetchone()[0]
+        # A job started between the preparation and the deploy: its day rows lack the column.
+        cur.execute("""INSERT INTO sync_jobs (task_id, start_date, end_date, status)
+                       VALUES ('late', '2025-10-09', '2025-10-10', 'running');
+                       INSERT INTO sync_job_days (task_id, day) VALUES ('late', '2025-10-09'), ('late', '2025-10-10')""")
     conn.close()
 
     db = Database(old_database, 1)
@@ -186,8 +195,48 @@ def test_a_key_built_beforehand_is_used_and_an_invalid_one_rebuilt(old_database,
     db.close()
 
     assert rows(old_database, BARS) == bars_before
+    assert [row for row in rows(old_database, JOB_DAYS) if row[0] != "'late'"] == days_before
     assert primary_key(old_database) == ["trade_date", "ts_code"]
     key_file = one(old_database, "SELECT relfilenode FROM pg_class WHERE relname = 'daily_bars_pkey'")
-    assert (key_file == built) is valid  # kept as built (not even rebuilt by the collation change)
-    assert one(old_database, "SELECT bool_and(indisvalid) FROM pg_index "
-                             "WHERE indrelid = 'daily_bars'::regclass") is True
+    days_file = one(old_database, "SELECT relfilenode FROM pg_class WHERE relname = 'sync_job_days_day_newest'")
+    # Used as built (the key not even rebuilt by the collation change), or built again.
+    assert (key_file == built) is valid and (days_file == built_days) is valid
+    assert one(old_database, "SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid IN "
+                             "('daily_bars'::regclass, 'sync_job_days'::regclass)") is True
+    assert one(old_database, """SELECT count(*) FROM sync_job_days d JOIN sync_jobs j USING (task_id)
+                                WHERE d.job_created_at IS DISTINCT FROM j.created_at""") == 0
+
+
+def test_a_worker_holding_a_day_row_and_writing_bars_does_not_deadlock_the_migration(old_database):
+    """A worker's transaction locks its day row, then writes bars; the migration, started
+    in between, waits for it (it locks the job days first), and both finish."""
+    import threading
+    import time
+    fill_old_schema(old_database)
+    worker = psycopg2.connect(old_database)
+    outcome: dict[str, Any] = {}
+    with worker.cursor() as cur:
+        cur.execute("SELECT status FROM sync_job_days WHERE task_id = 'new' AND day = '2025-10-09' FOR UPDATE")
+
+    def migrate() -> None:
+        db = Database(old_database, 1)
+        try:
+            outcome["applied"] = db.migrate()
+        except Exception as exc:  # noqa: BLE001 - the test reports what failed
+            outcome["error"] = exc
+        finally:
+            db.close()
+    thread = threading.Thread(target=migrate)
+    thread.start()
+    time.sleep(0.5)  # the migration is waiting now
+    try:
+        with worker.cursor() as cur:
+            cur.execute("""INSERT INTO daily_bars (ts_code, trade_date, close)
+                           VALUES ('600000.SH', '2025-10-13', 1.0)""")
+            cur.execute("UPDATE sync_job_days SET status = 'success' WHERE task_id = 'new' AND day = '2025-10-09'")
+        worker.commit()
+    finally:
+        worker.close()
+        thread.join(timeout=60)
+    assert "error" not in outcome and outcome["applied"][0] == TARGET
+    assert one(old_database, "SELECT count(*) FROM daily_bars") == len(CODES) * len(DAYS) + 1

@@ -1,51 +1,68 @@
 -- Twenty years of history: bars keyed by date, job-history reads that do not grow with it.
--- bench/README.md ("Schema at size", "Migration 006") has the measurements behind each step.
+-- Measurements: bench/README.md, sections "Schema at size" and "Migration 006".
 --
 -- THE CONVENTION FOR EVERY DATASET TABLE (daily_bars now; adj_factor, daily_basic, ... later):
 --   ts_code text COLLATE "C" NOT NULL, trade_date date NOT NULL, then the values;
---   PRIMARY KEY (trade_date, ts_code) and no other index;
---   one stock's series through <table>_series(code, from, to), probing the key once per
---   stored date (the dataset's list of synced dates), in place of an index on ts_code.
--- A day is written as one unit, and with the date leading the key its ~5,300 rows land
--- side by side at the index's right edge (or in one narrow range, for an older day):
--- about 20 index pages a day, whatever the table holds. Led by ts_code the same day
--- scatters over every stock's range, thousands of pages, each written in full to the WAL
--- after a checkpoint: 11x the cost of a keyless COPY at 13 M rows instead of 2.2x.
--- COLLATE "C": codes are ASCII and compared bytewise, not through the locale (strcoll).
+--   PRIMARY KEY (trade_date, ts_code), and no other index;
+--   a function <table>_series(code, from_date, to_date) for one stock's rows, probing the
+--   key once per date of the dataset's synced dates (as daily_bars_series below);
+--   written by chalicelib.store.write_rows with a Dataset(table, fields) and the queries
+--   named <table>_<step> in queries.sql (copy daily_bars_*).
+-- A day is written as one unit. With the date leading the key its ~5,300 rows land side
+-- by side, at the index's right edge for a new day (in one narrow range for an older one):
+-- ~20 index pages a day whatever the table holds, 2.2x a keyless COPY at 0 and at 13 M
+-- rows. Led by ts_code, the same day scatters over every stock's range, thousands of
+-- pages, each written whole to the WAL after a checkpoint: 11x at 13 M rows. An extra
+-- index on (ts_code, trade_date) for series reads scatters the same way (8.6x).
+-- COLLATE "C": codes are ASCII, compared bytewise rather than through the locale.
 --
--- WHAT THIS MIGRATION LOCKS, AND FOR HOW LONG (2 CPUs, PostgreSQL 16; bench/migration.py):
---   rows in daily_bars   building the new key (SHARE lock: reads go on, writes wait)   the swap
---   13 M                 see bench/README.md "Migration 006"                          ~ms
--- The new key is built while the old one still serves; then, in one step, the old key and
--- the trade_date index are dropped and the new index becomes the primary key (ACCESS
--- EXCLUSIVE for milliseconds, until commit). No row is moved, copied or rewritten:
--- nothing can be lost or doubled, and the unique key is checked while it is built.
+-- WHAT IT LOCKS, FOR HOW LONG (13 M bars, 900,000 job-day rows, 2 vCPUs; bench/migration.py):
+--   1. sync_job_days, EXCLUSIVE: job-day writers and lockers wait (workers, job creation,
+--      the sweeper), plain reads go on. Taken first, in the workers' own order (a day's row,
+--      then its bars): no worker can hold a day row while waiting for daily_bars, which
+--      would deadlock with this migration waiting for that row's table.
+--   2. daily_bars, SHARE while the new key is built (~3 s): reads go on, writes wait.
+--   3. daily_bars, ACCESS EXCLUSIVE from the swap to the commit; sync_job_days, ACCESS
+--      EXCLUSIVE while job_created_at is filled in (~4.5 s at 900,000 rows; ~0.5 s at 100,000).
+--   Measured: 7.6 s in all; the longest wait of a bars reader 4.4 s, of a writer 7.4 s.
+-- No row is moved, copied or deleted, so none can be lost or doubled; the new unique key is
+-- checked as it is built, and the old key stays until the new one is whole.
 --
 -- A LARGE DATABASE: every container applies pending migrations on its first use of the
--- database, and an API container has 30 s. Above a few million bars, build the key online
--- BEFORE deploying this version (psql, any client; reads and writes go on meanwhile):
+-- database (an API container has 30 s), holding its locks until commit. With millions of
+-- bars or a long job history, prepare online BEFORE deploying this version (psql or any
+-- client; reads and writes go on; ~3 s and ~10 s at the sizes above):
 --     CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS daily_bars_date_code
 --         ON daily_bars (trade_date, ts_code COLLATE "C");
--- then deploy: this migration finds the index ready and only swaps (milliseconds).
+--     ALTER TABLE sync_job_days ADD COLUMN IF NOT EXISTS job_created_at timestamptz;
+--     UPDATE sync_job_days d SET job_created_at = j.created_at FROM sync_jobs j
+--         WHERE j.task_id = d.task_id AND d.job_created_at IS NULL;
+--     CREATE INDEX CONCURRENTLY IF NOT EXISTS sync_job_days_day_newest
+--         ON sync_job_days (day, job_created_at DESC, task_id DESC);
+-- then deploy: this migration finds them and only swaps and catches up (~1 s above).
 -- An index left INVALID by an interrupted CONCURRENTLY build is dropped and built here.
+
+LOCK TABLE sync_job_days IN EXCLUSIVE MODE;
 
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_index
-               WHERE indexrelid = to_regclass('daily_bars_date_code') AND NOT indisvalid) THEN
+    IF (SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass('daily_bars_date_code')) THEN
         DROP INDEX daily_bars_date_code;
+    END IF;
+    IF (SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass('sync_job_days_day_newest')) THEN
+        DROP INDEX sync_job_days_day_newest;
     END IF;
 END $$;
 
+-- Bars: the new key, built beside the old one, then swapped in.
 CREATE UNIQUE INDEX IF NOT EXISTS daily_bars_date_code ON daily_bars (trade_date, ts_code COLLATE "C");
-
 ALTER TABLE daily_bars DROP CONSTRAINT daily_bars_pkey;
 DROP INDEX IF EXISTS daily_bars_trade_date;
--- No rewrite (text to text), and the one index on ts_code already collates with "C": kept as is.
+-- No rewrite (text to text), and the one index left already collates ts_code with "C": kept.
 ALTER TABLE daily_bars ALTER COLUMN ts_code TYPE text COLLATE "C";
 ALTER TABLE daily_bars ADD CONSTRAINT daily_bars_pkey PRIMARY KEY USING INDEX daily_bars_date_code;
 
--- One stock's bars, oldest first: an index probe per synced date (PostgreSQL 16 cannot skip
+-- One stock's bars, oldest first: a key probe per synced date (PostgreSQL 16 cannot skip
 -- through the key's leading date by itself). Inlined into the caller's query.
 CREATE OR REPLACE FUNCTION daily_bars_series(code text, from_date date DEFAULT '-infinity',
                                              to_date date DEFAULT 'infinity')
@@ -58,10 +75,10 @@ LANGUAGE sql STABLE AS $$
     ORDER BY b.trade_date
 $$;
 
--- The calendar's "newest job for each date" (date_states) looked at every job that ever
--- included the date and sorted them: ~270 a date with 10,000 jobs in the history. Each day
--- row now carries its job's created_at (set on insert: a job's created_at never changes),
--- so an index answers the newest per date with one probe.
+-- The calendar's newest job for each date (date_states) meant sorting every job that ever
+-- included the date: ~270 a date with 10,000 jobs in the history. Each day row now carries
+-- its job's created_at (copied on insert; a job's created_at never changes), so an index
+-- answers with one probe a date.
 ALTER TABLE sync_job_days ADD COLUMN IF NOT EXISTS job_created_at timestamptz;
 
 CREATE OR REPLACE FUNCTION sync_job_days_job_created_at() RETURNS trigger
