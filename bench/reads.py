@@ -10,7 +10,8 @@ route every `interval_s` for `seconds`:
 - jobs: `GET .../sync/batch/jobs` (the newest twenty, with their counts)
 - dates: `GET /api/v1/sync-status/dates` over 400 days (the calendar's longest range)
 
-Poller i polls route i mod 4. Latencies are the client's, through `chalice local`
+Poller i polls route i mod 4. The job list's and the calendar's queries are also timed in
+the database against the queries they replaced (median of 5). Latencies are the client's, through `chalice local`
 (one process, a thread per connection, on the same two cores as everything else).
 Beside them, each route's service call in this process without HTTP (median of 20).
 With `live`, a 90-day batch runs meanwhile (2 worker threads in this process, the
@@ -33,6 +34,39 @@ import requests
 from bench import history, synth
 from bench.common import BATCH, ROOT, median, percentile, reset
 from bench.e2e import DAYS, END, start_workers
+
+# The read queries before issue 11 (the tests' references too): each aggregated or sorted
+# every job's days.
+RECENT_JOBS_BEFORE = """
+SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
+       j.created_at, j.finished_at,
+       count(d.day) AS total,
+       count(d.day) FILTER (WHERE d.status = 'success') AS success,
+       count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
+       count(d.day) FILTER (WHERE d.status = 'skipped') AS skipped,
+       coalesce(sum(d.rows_written), 0) AS rows
+FROM sync_jobs j
+LEFT JOIN sync_job_days d ON d.task_id = j.task_id
+GROUP BY j.task_id
+ORDER BY j.created_at DESC
+LIMIT %(limit)s
+"""
+DATE_STATES_BEFORE = """
+WITH latest AS (
+    SELECT DISTINCT ON (d.day) d.day, d.task_id, d.status, d.skip_reason, d.error, d.rows_written
+    FROM sync_job_days d
+    JOIN sync_jobs j ON j.task_id = d.task_id
+    WHERE d.day BETWEEN %(start)s::date AND %(end)s::date
+    ORDER BY d.day, j.created_at DESC, d.task_id DESC
+)
+SELECT g.day::date AS day, s.rows AS synced_rows, s.synced_at, c.is_open,
+       l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written
+FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
+LEFT JOIN synced_dates s ON s.trade_date = g.day::date
+LEFT JOIN trade_calendar c ON c.exchange = %(exchange)s AND c.cal_date = g.day::date
+LEFT JOIN latest l ON l.day = g.day::date
+ORDER BY g.day
+"""
 
 ROUTES = ("progress", "days", "jobs", "dates")
 DATES = "/api/v1/sync-status/dates"
@@ -145,6 +179,33 @@ def _prepare(stack: Any, scale: float, jobs: int) -> dict[str, Any]:
         conn.close()
 
 
+def _queries_before_and_now(stack: Any, end: date) -> dict[str, dict[str, float]]:
+    import psycopg2
+
+    from chalicelib.db import query
+    from chalicelib.source import EXCHANGE
+    dates = {"start": end - timedelta(days=DATES_DAYS - 1), "end": end, "exchange": EXCHANGE}
+    pairs = {"recent_jobs": (RECENT_JOBS_BEFORE, query("recent_jobs"), {"limit": 20}),
+             "date_states": (DATE_STATES_BEFORE, query("date_states"), dates)}
+    conn = psycopg2.connect(stack.env["DATABASE_URL"])
+    out: dict[str, dict[str, float]] = {}
+    try:
+        with conn.cursor() as cur:
+            for name, (before, now, params) in pairs.items():
+                times: dict[str, list[float]] = {"before_ms": [], "now_ms": []}
+                for _ in range(5):
+                    for key, sql in (("before_ms", before), ("now_ms", now)):
+                        began = time.perf_counter()
+                        cur.execute(sql, params)
+                        cur.fetchall()
+                        times[key].append(time.perf_counter() - began)
+                out[name] = {key: round(1000 * median(values), 2) for key, values in times.items()}
+        conn.rollback()
+    finally:
+        conn.close()
+    return out
+
+
 def _newest_job(stack: Any) -> str:
     import psycopg2
     conn = psycopg2.connect(stack.env["DATABASE_URL"])
@@ -197,6 +258,7 @@ def run(stack: Any, scale: float = 0, jobs: int = 10_000, pollers: int = 50,
         task_id = _newest_job(stack)
         polled = _poll_in_child(urls(stack.api_url, task_id, end), pollers, interval_s, seconds)
     in_process = _in_process(stack, task_id, end)
+    queries = _queries_before_and_now(stack, end)
     every = [s for route in ROUTES for s in polled["latencies_s"][route]]
     result: dict[str, Any] = {
         "pollers": pollers, "interval_s": interval_s, "seconds": seconds, "live": live,
@@ -207,7 +269,7 @@ def run(stack: Any, scale: float = 0, jobs: int = 10_000, pollers: int = 50,
         "all": _stats(every),
         "routes": {route: {**_stats(polled["latencies_s"][route]), "in_process_ms": in_process[route]}
                    for route in ROUTES},
-        "preload": prepared,
+        "queries": queries, "preload": prepared,
     }
     return result
 

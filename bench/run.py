@@ -311,6 +311,9 @@ def _reads_rows(p: dict[str, Any] | None) -> list[tuple[str, str, str]]:
                       f"{p['jobs']:,} ended jobs ({p['job_day_rows']:,} day rows) and {p['bars']:,} bars"
                       f"{running}; {p['requests_per_s']}/s, {p['errors']} errors: p50 \\| p99",
              f"{_f(p['all']['p50_ms'], ' ms')} \\| {_f(p['all']['p99_ms'], ' ms')}")]
+    for name, q in (p.get("queries") or {}).items():
+        rows.append(("reads", f"query {name} in the database: before issue 11 \\| now",
+                     f"{_f(q['before_ms'], ' ms')} \\| {_f(q['now_ms'], ' ms')}"))
     for name, route in p["routes"].items():
         rows.append(("reads", f"{name}: p50 \\| p99 \\| max ({route['requests']:,} requests; "
                               f"without HTTP {_f(route['in_process_ms'], ' ms')})",

@@ -130,6 +130,9 @@ def test_reads_polls_every_route_over_an_ended_job_history(bench_stack, db):
         assert 0 < route["p50_ms"] <= route["p99_ms"] <= route["max_ms"]
         _positive(route, "in_process_ms")
     assert result["all"]["requests"] == sum(r["requests"] for r in result["routes"].values())
+    assert set(result["queries"]) == {"recent_jobs", "date_states"}
+    for timed in result["queries"].values():
+        _positive(timed, "before_ms", "now_ms")
 
 
 def test_reads_route_urls_ask_for_the_calendars_longest_range():

@@ -11,37 +11,7 @@ from bench import history
 from chalicelib.db import query
 from tests.conftest import fetch_all
 
-# The queries before issue 11, as references: each aggregated or sorted every job's days.
-RECENT_JOBS_BEFORE = """
-SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
-       j.created_at, j.finished_at,
-       count(d.day) AS total,
-       count(d.day) FILTER (WHERE d.status = 'success') AS success,
-       count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
-       count(d.day) FILTER (WHERE d.status = 'skipped') AS skipped,
-       coalesce(sum(d.rows_written), 0) AS rows
-FROM sync_jobs j
-LEFT JOIN sync_job_days d ON d.task_id = j.task_id
-GROUP BY j.task_id
-ORDER BY j.created_at DESC
-LIMIT %(limit)s
-"""
-DATE_STATES_BEFORE = """
-WITH latest AS (
-    SELECT DISTINCT ON (d.day) d.day, d.task_id, d.status, d.skip_reason, d.error, d.rows_written
-    FROM sync_job_days d
-    JOIN sync_jobs j ON j.task_id = d.task_id
-    WHERE d.day BETWEEN %(start)s::date AND %(end)s::date
-    ORDER BY d.day, j.created_at DESC, d.task_id DESC
-)
-SELECT g.day::date AS day, s.rows AS synced_rows, s.synced_at, c.is_open,
-       l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written
-FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
-LEFT JOIN synced_dates s ON s.trade_date = g.day::date
-LEFT JOIN trade_calendar c ON c.exchange = %(exchange)s AND c.cal_date = g.day::date
-LEFT JOIN latest l ON l.day = g.day::date
-ORDER BY g.day
-"""
+from bench.reads import DATE_STATES_BEFORE, RECENT_JOBS_BEFORE
 
 
 @pytest.fixture
