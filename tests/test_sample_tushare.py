@@ -164,9 +164,10 @@ def test_suspended_symbol_has_no_row_and_resumes_from_its_last_close(client):
 
 
 def test_about_half_to_one_percent_of_listed_symbols_are_suspended_a_day(client, server):
-    listed = server.market.stock_basic(np.datetime64("2025-10-09"))
+    listings = server.market.stock_basic(np.datetime64("2025-10-09"))
+    listed = (listings["list_status"] == "L").sum()
     traded = len(client.daily(trade_date="20251009"))
-    assert 0.004 <= 1 - traded / len(listed["ts_code"]) <= 0.012
+    assert 0.004 <= 1 - traded / listed <= 0.012
 
 
 # -- trade_cal, stock_basic, errors
@@ -305,10 +306,14 @@ def test_stats_count_calls_per_api_and_per_daily_trade_date(server, client):
     client.daily(trade_date="20251009")
     client.daily(trade_date="20251010")
     client.trade_cal(start_date="20251001", end_date="20251010")
-    assert server.stats() == {"calls": {"daily": 3, "trade_cal": 1},
-                              "by_trade_date": {"daily": {"20251009": 2, "20251010": 1}}}
+    stats = server.stats()
+    assert stats["calls"] == {"daily": 3, "trade_cal": 1}
+    assert stats["by_trade_date"] == {"daily": {"20251009": 2, "20251010": 1}}
+    assert stats["refused"] == {}
+    assert [c["outcome"] for c in stats["timeline"]["daily"]] == ["fault:http_500", "ok", "ok"]
+    assert [c["outcome"] for c in stats["timeline"]["trade_cal"]] == ["ok"]
     server.reset_stats()
-    assert server.stats() == {"calls": {}, "by_trade_date": {}}
+    assert server.stats() == {"calls": {}, "by_trade_date": {}, "refused": {}, "timeline": {}}
 
 
 def test_http_control_endpoints_set_faults_and_report_stats(server, client, control):
@@ -328,7 +333,8 @@ def test_http_control_endpoints_set_faults_and_report_stats(server, client, cont
 
     assert control("GET", "stats").json()["calls"]["daily"] == 4
     assert control("DELETE", "stats").ok
-    assert control("GET", "stats").json() == {"calls": {}, "by_trade_date": {}}
+    assert control("GET", "stats").json() == {"calls": {}, "by_trade_date": {}, "refused": {},
+                                              "timeline": {}}
 
 
 def test_http_control_rejects_an_unknown_fault_kind(control):
