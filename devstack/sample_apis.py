@@ -61,7 +61,8 @@ def field_list(fields: Any, known: tuple[str, ...], default: tuple[str, ...] | N
                ) -> list[str]:
     """tushare's `fields` is 'a,b' or a list; empty means the default ones; unknown
     names are dropped."""
-    names = fields.split(",") if isinstance(fields, str) else list(fields or [])
+    names = fields.split(",") if isinstance(fields, str) else (
+        list(fields) if isinstance(fields, (list, tuple)) else [])
     chosen = [n.strip() for n in names if isinstance(n, str) and n.strip() in known]
     return chosen or list(default or known)
 

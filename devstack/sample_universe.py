@@ -172,8 +172,8 @@ class Universe:
         rng = np.random.default_rng(seed + 1)
         n = DELISTED + PAUSED_LATE
         lo, hi = (np.datetime64(d) for d in DELIST_WINDOW)
-        # Skewed late (u ** 0.6): delistings became common after the 2020 reform.
-        delist_days = lo + np.floor((hi - lo).astype(int) * rng.random(DELISTED) ** 0.6
+        # Skewed late (u ** 0.45): delistings became common after the 2020 reform.
+        delist_days = lo + np.floor((hi - lo).astype(int) * rng.random(DELISTED) ** 0.45
                                     ).astype("timedelta64[D]")
         delist = calendar.first_on_or_after(delist_days)
         pause = np.full(n, NEVER)
