@@ -107,12 +107,16 @@ def _market_data(dataset: str, fields: tuple[str, ...], needs_selector: bool
         symbols = market.symbol_indices(codes) if codes else None
         keep = None
         if dataset == "suspend_d" and params.get("suspend_type"):
-            wanted = str(params["suspend_type"]).strip().upper()
-            def keep(table: Table) -> np.ndarray:
-                return table["suspend_type"] == wanted
+            keep = _of_type(str(params["suspend_type"]).strip().upper())
         table = market.query(dataset, symbols, days, max_rows=call.max_rows, keep=keep)
         return Rows(field_list(call.fields, fields), table)
     return handle
+
+
+def _of_type(suspend_type: str) -> Callable[[Table], np.ndarray]:
+    def keep(table: Table) -> np.ndarray:
+        return table["suspend_type"] == suspend_type
+    return keep
 
 
 def trade_cal(market: SampleMarket, call: Call) -> Rows:

@@ -3,7 +3,7 @@ the constructor and the control endpoint accept exactly the same values."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -87,10 +87,10 @@ class ServerConfig:
         if unknown:
             raise ValueError(f"unknown setting {sorted(unknown)}; expected some of "
                              f"{sorted(self.__dataclass_fields__)}")
-        parsers = {"rate_limit_per_minute": normalize_limits,
-                   "denied_apis": lambda v: _api_names(v, "denied_apis"),
-                   "row_caps": row_caps, "ignore_offset": ignore_offset,
-                   "publish_time": publish_time}
+        parsers: dict[str, Callable[[Any], Any]] = {
+            "rate_limit_per_minute": normalize_limits,
+            "denied_apis": lambda v: _api_names(v, "denied_apis"),
+            "row_caps": row_caps, "ignore_offset": ignore_offset, "publish_time": publish_time}
         try:
             return replace(self, **{name: parsers[name](value) for name, value in changes.items()})
         except (TypeError, ValueError) as exc:

@@ -101,9 +101,9 @@ class SampleMarket:
 
     # -- prices
     def _level(self, sym: np.ndarray, day: np.ndarray) -> np.ndarray:
-        """P(t), the smooth backward-adjusted price level: log P = log base + beta *
-        market(t) + two symbol cycles + iid daily noise. Bounded, so no symbol drifts
-        to 0 or to the moon."""
+        """P(t), the price level before ex-dates (so proportional to the hfq price):
+        log P = log base + beta * market(t) + two symbol cycles + iid daily noise.
+        Bounded, so no symbol drifts to 0 or to the moon."""
         u, t = self.universe, day.astype(np.float64)
         market = (0.30 * np.sin(2 * np.pi * t / 1100 + 0.7) + 0.10 * np.sin(2 * np.pi * t / 260 + 2.1)
                   + 0.03 * np.sin(2 * np.pi * t / 47))

@@ -39,7 +39,6 @@ from devstack.sample_quota import (RATE_LIMIT_CODE, Clock, Quota, limit_for, mar
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "stocksync-sample-token"
-MAX_ROWS = 6000  # tushare caps one `daily` call at 6000 rows (see sample_apis for the others)
 TIMELINE_MAX = 100_000  # calls kept per api in the stats' timeline
 
 # tushare's own wording: the client only sees `msg`, and callers classify by it.
@@ -107,7 +106,7 @@ class SampleTushareServer:
             "rate_limit_per_minute": rate_limit_per_minute, "denied_apis": denied_apis,
             "row_caps": row_caps, "ignore_offset": ignore_offset, "publish_time": publish_time})
         self._config = self._initial_config
-        self.clock = Clock(clock) if clock is not None else Clock()
+        self.clock: Clock = Clock(clock) if clock is not None else Clock()
         self._quota = Quota()
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -351,13 +350,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7001, help="0 picks a free port")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--rate-limit", type=int, default=None, metavar="N",
+                        help="calls a minute per token and api (default: unlimited)")
+    parser.add_argument("--row-cap", type=int, default=None, metavar="N",
+                        help="rows a call may return, every capped api (default: tushare's)")
+    parser.add_argument("--ignore-offset", action="store_true",
+                        help="answer every call from its first row, whatever `offset` says")
+    parser.add_argument("--deny", action="append", default=[], metavar="API",
+                        help="an api the token may not call (repeatable)")
+    parser.add_argument("--publish-time", default=DEFAULT_PUBLISH_TIME, metavar="HH:MM",
+                        help="when a session's data appears, Asia/Shanghai (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    with SampleTushareServer(args.host, args.port, args.token) as server:
+    try:
+        server = SampleTushareServer(
+            args.host, args.port, args.token, rate_limit_per_minute=args.rate_limit,
+            row_caps=args.row_cap, ignore_offset=args.ignore_offset, denied_apis=args.deny,
+            publish_time=args.publish_time)
+    except ValueError as exc:
+        parser.error(str(exc))
+    with server:
         print(server.url, flush=True)  # first line of stdout: scripts read the URL from it
         print(f"token: {server.token}", file=sys.stderr, flush=True)
         done.wait()

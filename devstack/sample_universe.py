@@ -107,6 +107,31 @@ def _name(k: int) -> str:
 class Universe:
     """Every symbol (sorted by ts_code), its listing history and price traits."""
 
+    ts_code: np.ndarray       # '600000.SH'
+    symbol: np.ndarray        # '600000'
+    name: np.ndarray
+    name_code: np.ndarray     # which head x tail name: names are unique
+    area: np.ndarray
+    industry: np.ndarray
+    market: np.ndarray        # 主板 / 创业板 / 科创板 / 北交所
+    exchange: np.ndarray      # SSE / SZSE / BSE
+    key: np.ndarray           # identity for the counter-based noise
+    list_index: np.ndarray    # first session listed
+    pause_index: np.ndarray   # first session of a paused listing (NEVER: none)
+    delist_index: np.ndarray  # delist date's session: nothing from it on (NEVER: none)
+    end_index: np.ndarray     # first session it cannot trade: min(pause, delist)
+    list_date: np.ndarray
+    delist_date: np.ndarray   # 'YYYYMMDD' or None
+    # The price model's traits (SampleMarket._level, bars).
+    base: np.ndarray
+    sigma: np.ndarray
+    beta: np.ndarray
+    amp: np.ndarray
+    period: np.ndarray
+    phase: np.ndarray
+    suspend_p: np.ndarray     # chance of a day's suspension
+    vol_base: np.ndarray      # hands on a usual day, on REF's share basis
+
     def __init__(self, calendar: Calendar, seed: int = SEED) -> None:
         listed = self._listed_today(calendar, seed)
         departed = self._departed(calendar, seed, listed)

@@ -933,8 +933,37 @@ def test_cli_prints_its_url_serves_the_same_data_and_stops_on_sigterm(client):
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/dataapi")
         # Another process, the same numbers: the data depend on nothing but the date.
-        pd.testing.assert_frame_equal(make_client(url).daily(trade_date="20251009"),
-                                      client.daily(trade_date="20251009"))
+        other = make_client(url)
+        for api in ("daily", "adj_factor", "daily_basic", "suspend_d"):
+            pd.testing.assert_frame_equal(other.query(api, trade_date="20250610"),
+                                          client.query(api, trade_date="20250610"))
+        pd.testing.assert_frame_equal(other.stock_basic(list_status="D"),
+                                      client.stock_basic(list_status="D"))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_cli_flags_set_the_quota_caps_permissions_and_publish_time():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.sample_tushare", "--port", "0", "--rate-limit", "100",
+         "--row-cap", "2000", "--ignore-offset", "--deny", "suspend_d", "--deny", "adj_factor",
+         "--publish-time", "18:30"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        url = process.stdout.readline().strip()
+        config = requests.get(url.replace("/dataapi", "/_control/config"), timeout=5).json()
+        assert config["rate_limit_per_minute"] == {"*": 100}
+        assert config["row_caps"]["daily"] == 2000 and config["row_caps"]["trade_cal"] is None
+        assert config["ignore_offset"] == ["adj_factor", "daily", "daily_basic", "stock_basic",
+                                           "suspend_d", "trade_cal"]
+        assert config["denied_apis"] == ["adj_factor", "suspend_d"]
+        assert config["publish_time"] == "18:30"
+        assert len(make_client(url).daily(trade_date="20251009")) == 2000
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
