@@ -46,15 +46,23 @@ class Call:
     """One call as an interface sees it."""
     params: dict[str, Any]
     fields: Any
-    max_rows: int | None  # rows worth generating (the page and one more); None: all
+    offset: int           # the page's first row
+    limit: int | None     # the page's rows at most (None: all)
     published: int        # sessions [0, published) have their data published
     today: np.datetime64  # the server's today in Asia/Shanghai
 
 
 @dataclass(frozen=True)
 class Rows:
+    """A page's rows from its first, and one more if there are more."""
     fields: list[str]
     table: Table
+
+
+def _window(table: Table, call: Call) -> Table:
+    """An all-rows table cut to the call's page (and one row past it)."""
+    end = None if call.limit is None else call.offset + call.limit + 1
+    return {k: v[call.offset:end] for k, v in table.items()}
 
 
 def field_list(fields: Any, known: tuple[str, ...], default: tuple[str, ...] | None = None
@@ -107,8 +115,11 @@ def _market_data(dataset: str, fields: tuple[str, ...], needs_selector: bool
         symbols = market.symbol_indices(codes) if codes else None
         keep = None
         if dataset == "suspend_d" and params.get("suspend_type"):
-            keep = _of_type(str(params["suspend_type"]).strip().upper())
-        table = market.query(dataset, symbols, days, max_rows=call.max_rows, keep=keep)
+            wanted = str(params["suspend_type"]).strip().upper()
+            keep = _of_type(wanted)
+            if wanted not in ("S", "R"):
+                days = days[:0]  # no such rows: no need to look
+        table = market.query(dataset, symbols, days, call.offset, call.limit, keep)
         return Rows(field_list(call.fields, fields), table)
     return handle
 
@@ -131,12 +142,12 @@ def trade_cal(market: SampleMarket, call: Call) -> Rows:
     table = market.calendar.days(start, end)
     # tushare lists the calendar newest first.
     table = {k: v[::-1] for k, v in table.items()}
-    table["exchange"] = np.full(len(table["cal_date"]), params.get("exchange") or "SSE",
+    table["exchange"] = np.full(len(table["cal_date"]), str(params.get("exchange") or "SSE"),
                                 dtype=object)
     if is_open is not None:
         keep = table["is_open"] == is_open
         table = {k: v[keep] for k, v in table.items()}
-    return Rows(field_list(call.fields, TRADE_CAL_FIELDS), table)
+    return Rows(field_list(call.fields, TRADE_CAL_FIELDS), _window(table, call))
 
 
 def stock_basic(market: SampleMarket, call: Call) -> Rows:
@@ -155,9 +166,10 @@ def stock_basic(market: SampleMarket, call: Call) -> Rows:
     if codes:
         keep &= np.isin(table["ts_code"], codes)
     if params.get("market"):
-        keep &= table["market"] == params["market"]
+        keep &= table["market"] == str(params["market"])
     table = {k: v[keep] for k, v in table.items()}
-    return Rows(field_list(call.fields, STOCK_BASIC_FIELDS, STOCK_BASIC_DEFAULT_FIELDS), table)
+    return Rows(field_list(call.fields, STOCK_BASIC_FIELDS, STOCK_BASIC_DEFAULT_FIELDS),
+                _window(table, call))
 
 
 HANDLERS: dict[str, Callable[[SampleMarket, Call], Rows]] = {

@@ -201,38 +201,51 @@ class SampleMarket:
         return self.suspensions(*self._everyone(day))
 
     # -- queries as tushare orders them: trade_date descending, then ts_code
-    def query(self, dataset: str, sym: np.ndarray | None, days: np.ndarray,
-              max_rows: int | None = None, keep: Callable[[Table], np.ndarray] | None = None
+    def query(self, dataset: str, sym: np.ndarray | None, days: np.ndarray, offset: int = 0,
+              limit: int | None = None, keep: Callable[[Table], np.ndarray] | None = None
               ) -> Table:
-        """Rows of `dataset` for the symbols (None: all) over session indices `days`.
-        Generation stops once `max_rows` rows are in hand (a page never needs more);
-        `keep` filters rows (a mask over a table) before they are counted."""
-        by_pairs, by_day, fields = _DATASETS[dataset]
-        tables, rows = [], 0
-        for table in self._chunks(by_pairs, by_day, sym, np.sort(days)[::-1]):
+        """Rows [offset, offset + limit] of `dataset` for the symbols (None: all) over
+        session indices `days`: one row past the page, so the caller can tell whether
+        more exist. Only rows in that window are kept, and chunks before it are only
+        counted where counting is cheaper than generating; `keep` filters rows (a
+        mask over a table) before they are counted."""
+        dataset_rows, count, fields = _DATASETS[dataset]
+        end = None if limit is None else offset + limit + 1
+        tables, seen = [], 0
+        for pairs, day in self._chunks(sym, np.sort(days)[::-1]):
+            if keep is None and count is not None and seen < offset:
+                rows = int(getattr(self, count)(*pairs).sum())
+                if seen + rows <= offset:
+                    seen += rows
+                    continue
+            table = dataset_rows(self, pairs, day)
             if keep is not None:
                 mask = keep(table)
                 table = {f: table[f][mask] for f in fields}
-            tables.append(table)
-            rows += len(table[fields[0]])
-            if max_rows is not None and rows >= max_rows:
+            rows = len(table[fields[0]])
+            lo, hi = max(offset - seen, 0), rows if end is None else min(rows, end - seen)
+            if lo < hi:
+                tables.append({f: table[f][lo:hi] for f in fields})
+            seen += rows
+            if end is not None and seen >= end:
                 break
         return _concat(tables, fields)
 
-    def _chunks(self, by_pairs: str, by_day: str, sym: np.ndarray | None, days: np.ndarray
-                ) -> Iterator[Table]:
+    def _chunks(self, sym: np.ndarray | None, days: np.ndarray
+                ) -> Iterator[tuple[tuple[np.ndarray, np.ndarray], int | None]]:
+        """(symbol and day index pairs, the day if they are the whole market's day)."""
         if sym is None:
             for day in days:
-                yield getattr(self, by_day)(int(day))
+                yield self._everyone(int(day)), int(day)
             return
         sym = np.unique(sym)  # sorted, as the universe is sorted by ts_code
         step = max(1, PAIRS_PER_CHUNK // max(1, len(sym)))
         for lo in range(0, len(days), step):
             chunk = days[lo:lo + step]
-            yield getattr(self, by_pairs)(np.tile(sym, len(chunk)), np.repeat(chunk, len(sym)))
+            yield (np.tile(sym, len(chunk)), np.repeat(chunk, len(sym))), None
 
-    def daily(self, sym: np.ndarray | None, days: np.ndarray, max_rows: int | None = None) -> Table:
-        return self.query("daily", sym, days, max_rows)
+    def daily(self, sym: np.ndarray | None, days: np.ndarray, limit: int | None = None) -> Table:
+        return self.query("daily", sym, days, limit=limit)
 
     # -- listings
     def stock_basic(self, as_of: np.datetime64) -> Table:
@@ -254,12 +267,22 @@ class SampleMarket:
         return pos[self.universe.ts_code[pos] == codes]
 
 
-# dataset -> (function over pairs, cached function of one day, fields in order)
-_DATASETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "daily": ("bars", "day_table", DAILY_FIELDS),
-    "adj_factor": ("factors", "factor_table", ADJ_FACTOR_FIELDS),
-    "daily_basic": ("basics", "basic_table", DAILY_BASIC_FIELDS),
-    "suspend_d": ("suspensions", "suspend_table", SUSPEND_FIELDS),
+def _by(pairs_fn: str, day_fn: str) -> Callable[[SampleMarket, tuple[np.ndarray, np.ndarray],
+                                                   int | None], Table]:
+    """A dataset's rows for some pairs: the cached whole-market table for a day."""
+    def rows(market: SampleMarket, pairs: tuple[np.ndarray, np.ndarray], day: int | None) -> Table:
+        return getattr(market, day_fn)(day) if day is not None else getattr(market, pairs_fn)(*pairs)
+    return rows
+
+
+# dataset -> (its rows for some pairs, which pairs have a row (None: no cheaper than the
+# rows), its fields in order)
+_DATASETS: dict[str, tuple[Callable[[SampleMarket, tuple[np.ndarray, np.ndarray], int | None],
+                                    Table], str | None, tuple[str, ...]]] = {
+    "daily": (_by("bars", "day_table"), "traded", DAILY_FIELDS),
+    "adj_factor": (_by("factors", "factor_table"), "alive", ADJ_FACTOR_FIELDS),
+    "daily_basic": (_by("basics", "basic_table"), "traded", DAILY_BASIC_FIELDS),
+    "suspend_d": (_by("suspensions", "suspend_table"), None, SUSPEND_FIELDS),
 }
 
 

@@ -303,13 +303,12 @@ class SampleTushareServer:
                 raise ApiError(40001, f"请指定正确的接口名: {api!r} 不存在", "unknown_api")
             if api in config.denied_apis:
                 raise ApiError(40203, MSG_NO_PERMISSION, "no_permission")
-            limit = limit_for(config.rate_limit_per_minute, api)
-            if not self._quota.admit(token, api, at, limit):
-                raise ApiError(RATE_LIMIT_CODE, rate_limit_message(limit or 0), "rate_limited")
-            rows_limit, offset = self._paging(api, params, config)
+            quota = limit_for(config.rate_limit_per_minute, api)
+            if not self._quota.admit(token, api, at, quota):
+                raise ApiError(RATE_LIMIT_CODE, rate_limit_message(quota or 0), "rate_limited")
+            limit, offset = self._paging(api, params, config)
             rows = handler(self.market, Call(
-                params=params, fields=request.get("fields"),
-                max_rows=None if rows_limit is None else offset + rows_limit + 1,
+                params=params, fields=request.get("fields"), offset=offset, limit=limit,
                 published=self._published(at, config), today=self._today(at)))
         except ApiError as exc:
             return exc.outcome, Answer(200, encode(exc.code, exc.msg, None), delay=delay)
@@ -317,7 +316,7 @@ class SampleTushareServer:
         if fault is not None and fault.kind == "empty":
             table = {f: table[f][:0] for f in rows.fields}
         outcome = f"fault:{fault.kind}" if fault is not None else "ok"
-        return outcome, Answer(200, page(rows.fields, table, rows_limit, offset), delay=delay)
+        return outcome, Answer(200, page(rows.fields, table, limit), delay=delay)
 
     @staticmethod
     def _paging(api: str, params: dict[str, Any], config: ServerConfig) -> tuple[int | None, int]:

@@ -1,6 +1,7 @@
 """The sample tushare server, driven through the real `tushare` client."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -218,6 +219,27 @@ def test_stock_basic_lists_a_universe_that_grows_slowly(client):
     listed = basic["list_date"]
     assert (listed < "20150101").mean() > 0.5
     assert 0 < (listed >= "20200101").mean() < 0.4
+
+
+WEIRD_VALUES = [None, "", -1, 1.5, 10**20, "abc", [1, 2], {"a": 1}, True, "2025-13-45", ",,,"]
+PARAMS = ["ts_code", "trade_date", "start_date", "end_date", "limit", "offset", "list_status",
+          "exchange", "market", "suspend_type", "is_open"]
+
+
+def test_no_params_of_any_shape_give_a_server_error(server):
+    for api in ["daily", "adj_factor", "daily_basic", "suspend_d", "stock_basic", "trade_cal"]:
+        for name in PARAMS:
+            for value in WEIRD_VALUES:
+                # Around one stock and a few days, so each answer is small.
+                params = {"ts_code": "000001.SZ", "start_date": "20251001",
+                          "end_date": "20251010", name: value}
+                answer = server.answer(api, {"token": DEFAULT_TOKEN, "params": params,
+                                             "fields": value})
+                assert answer.status == 200, (api, name, value)
+                assert json.loads(answer.body)["code"] in (0, 40002), (api, name, value)
+    for body in [{"params": [1]}, {"token": 5}, {"token": DEFAULT_TOKEN, "params": "x"}]:
+        answer = requests.post(f"{server.url}/daily", json=body, timeout=10)
+        assert answer.status_code == 200 and answer.json()["code"] in (40101, 40002)
 
 
 def test_wrong_token_is_refused_with_tushares_message(server):
@@ -544,6 +566,28 @@ def test_has_more_is_true_only_when_rows_remain(server):
     assert short["has_more"] is True
     last = raw_call(server, "daily", trade_date="20251009", limit=10, offset=total - 10).json()
     assert len(last["data"]["items"]) == 10 and last["data"]["has_more"] is False
+
+
+@pytest.mark.parametrize("api", ["daily", "adj_factor", "daily_basic", "suspend_d"])
+def test_offset_pages_of_a_multi_stock_range_reassemble_it(server, client, api, monkeypatch):
+    # Small chunks of (stock, day) pairs, so pages start and end inside chunks and
+    # whole chunks before an offset are skipped by counting their rows.
+    monkeypatch.setattr("devstack.sample_data.PAIRS_PER_CHUNK", 50)
+    codes = ["000001.SZ", "600000.SH", "300001.SZ"]
+    window = dict(start_date="20150101", end_date="20251231")
+    whole = pd.concat([client.query(api, ts_code=c, **window) for c in codes], ignore_index=True)
+    whole = whole.sort_values(["trade_date", "ts_code"], ascending=[False, True],
+                              ignore_index=True)
+    pages, offset = [], 0
+    while True:
+        data = raw_call(server, api, ts_code=",".join(codes), limit=997, offset=offset,
+                        **window).json()["data"]
+        pages.append(pd.DataFrame(data["items"], columns=data["fields"]))
+        offset += len(data["items"])
+        if not data["has_more"]:
+            break
+    assert len(pages) > 1 or api == "suspend_d"
+    pd.testing.assert_frame_equal(pd.concat(pages, ignore_index=True), whole)
 
 
 @pytest.fixture(scope="module")
