@@ -5,9 +5,10 @@ The model (all of it a pure function of the symbol and the day):
 
 * Events. For each symbol and each year Y up to EVENTS_LAST_YEAR, an ex-date
   happens with the symbol's payout propensity (0 for a fifth of the symbols,
-  else 10%..60% a year: a few ex-dates per symbol over the years); it falls on the first session on
-  or after a day between 20 May and 7 Aug of Y (the A-share dividend season),
-  at least MIN_LISTED_SESSIONS after listing and before the symbol stops trading.
+  else 10%..60% a year: a few ex-dates per symbol over the years). It falls on
+  the first session on or after a day between 20 May and 7 Aug of Y (the A-share
+  dividend season), at least MIN_LISTED_SESSIONS after listing and before the
+  symbol stops trading (its listing paused or delisted).
   An event pays a cash dividend worth y of the price (0.3%..3.8%) and, with
   probability BONUS_P, bonus/transfer shares: b new shares per share (10送2 is
   b = 0.2 ... 10送10 is b = 1.0).
@@ -20,14 +21,16 @@ The model (all of it a pure function of the symbol and the day):
   symbol's share counts (daily_basic) and volumes: splits change shares, cash
   dividends do not.
 
-* Prices (SampleMarket). The symbol's smooth model price P(t) is a backward-
-  adjusted level; the unadjusted close quoted by `daily` is
+* Prices (SampleMarket). The symbol's smooth model price P(t) knows no ex-dates
+  (it is proportional to the backward-adjusted price); the unadjusted close
+  quoted by `daily` is
       close(t) = round(P(t) * F(REF) / F(t), 2)
   with REF = REFERENCE_DAY, so prices are on end-2025's share basis and drop by
   1/r on each ex-date. On an ex-date, tushare's pre_close is the ex-right
   reference price
-      pre_close(t) = round(close(t-1) * F(t-1) / F(t), 2)
-  (t-1: the last session the symbol traded). Hence
+      pre_close(t) = round(close(t-1) * (F(t-1) / F(t)), 2)
+  (t-1: the last session the symbol traded; on other days this is close(t-1)
+  exactly). Hence
       hfq(t) = price(t) * F(t)                 (backward adjusted, 后复权)
       qfq(t) = price(t) * F(t) / F(latest)     (forward adjusted, 前复权)
   are continuous across ex-dates: hfq close(t) / hfq close(t-1)
@@ -65,7 +68,7 @@ class CorporateActions:
         sym = np.repeat(np.arange(n), len(years))
         year = np.tile(years, n)
         key = universe.key[sym]
-        # Some symbols never pay (propensity 0); payers pay most years.
+        # Some symbols never pay (propensity 0); the others in some years.
         propensity = np.where(uniform(universe.key, 0, 10) < 0.2, 0.0,
                               0.1 + 0.5 * uniform(universe.key, 0, 11))
         happens = uniform(key, year, 12) < propensity[sym]
@@ -125,13 +128,3 @@ class CorporateActions:
     def yield_through(self, sym: np.ndarray, day: np.ndarray) -> np.ndarray:
         """Sum of the cash yields of the events on or before `day`."""
         return self._at(self.cum_yield, sym, day, 0.0)
-
-    def is_ex_date(self, sym: np.ndarray, day: np.ndarray) -> np.ndarray:
-        pos = self._last_event(sym, np.asarray(day))
-        return (pos >= 0) & (self.day[np.maximum(pos, 0)] == day)
-
-    def events_of(self, sym: int) -> dict[str, np.ndarray]:
-        """One symbol's events: session index, step, bonus, yield, factor after."""
-        lo, hi = np.searchsorted(self._keys, [sym * _DAY_BITS, (sym + 1) * _DAY_BITS])
-        return {"day": self.day[lo:hi], "step": self.step[lo:hi], "bonus": self.bonus[lo:hi],
-                "yield": self.yield_[lo:hi], "factor": self.factor[lo:hi]}

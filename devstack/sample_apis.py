@@ -27,8 +27,6 @@ DEFAULT_ROW_CAPS: dict[str, int | None] = {
     "daily": 6000, "daily_basic": 6000, "adj_factor": 6000, "suspend_d": 5000,
     "stock_basic": 6000, "trade_cal": None,
 }
-# The datasets published once a day (see `Call.published`).
-DAILY_DATASETS = ("daily", "adj_factor", "daily_basic", "suspend_d")
 EXCHANGE_SUFFIX = {"SSE": ".SH", "SZSE": ".SZ", "BSE": ".BJ"}
 
 

@@ -143,7 +143,7 @@ class Universe:
         self.list_date = calendar.names[self.list_index]
         ends = np.minimum(self.delist_index, len(calendar) - 1)
         self.delist_date = np.where(self.delist_index < NEVER, calendar.names[ends], None)
-        # The last session a symbol can trade before its listing is paused or it leaves.
+        # The first session a symbol cannot trade: its listing paused, or delisted.
         self.end_index = np.minimum(self.pause_index, self.delist_index)
 
     def __len__(self) -> int:
