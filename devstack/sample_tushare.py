@@ -239,9 +239,9 @@ class SampleTushareServer:
         """What was asked, every call counted (faulted and refused ones too):
         calls {api: n}; by_trade_date {api: {YYYYMMDD: n}};
         refused {api: n}: calls refused by the quota;
-        timeline {api: [{"at": epoch seconds (server clock), "outcome": ...}]}, in
-        arrival order; outcome "ok", "rate_limited", "no_permission", "bad_token",
-        "unknown_api", "bad_params" or "fault:<kind>"."""
+        timeline {api: [{"at": epoch seconds (server clock), "refused": by the quota?,
+        "outcome": ...}]} in arrival order; outcome "ok", "rate_limited",
+        "no_permission", "bad_token", "unknown_api", "bad_params" or "fault:<kind>"."""
         with self._lock:
             return {"calls": dict(self._calls),
                     "by_trade_date": {api: dict(c) for api, c in self._calls_by_date.items()},
@@ -262,7 +262,8 @@ class SampleTushareServer:
                 self._calls_by_date[api][trade_date] += 1
             if outcome == "rate_limited":
                 self._refused[api] += 1
-            self._timeline[api].append({"at": at, "outcome": outcome})
+            self._timeline[api].append({"at": at, "refused": outcome == "rate_limited",
+                                        "outcome": outcome})
 
     # -- the protocol
     def answer(self, api: str, request: dict[str, Any]) -> Answer:

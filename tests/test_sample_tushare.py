@@ -714,9 +714,10 @@ def test_quota_set_over_http_and_stats_give_each_calls_time_and_refusal(server, 
         client.daily(trade_date="20251009")
     stats = control("GET", "stats").json()
     start = pd.Timestamp("2025-10-10T09:00:00+08:00").timestamp()
-    assert stats["timeline"]["daily"] == [{"at": start, "outcome": "ok"},
-                                          {"at": start + 1.5, "outcome": "ok"},
-                                          {"at": start + 1.5, "outcome": "rate_limited"}]
+    assert stats["timeline"]["daily"] == [
+        {"at": start, "refused": False, "outcome": "ok"},
+        {"at": start + 1.5, "refused": False, "outcome": "ok"},
+        {"at": start + 1.5, "refused": True, "outcome": "rate_limited"}]
     assert stats["refused"] == {"daily": 1} and stats["calls"] == {"daily": 3}
     assert control("DELETE", "quota").ok  # forget the window: calls pass again
     assert len(client.daily(trade_date="20251009")) > 5000
