@@ -149,12 +149,12 @@ def date_states() -> dict[str, Any]:
 
 @app.route("/sync-status", methods=["GET"])
 def sync_status_page() -> Response:
-    return asset_response("index.html", app.current_request)
+    return asset_response("index.html", app.current_request, get_settings().page_api_origins)
 
 
 @app.route("/sync-status/{name}", methods=["GET"])
 def sync_status_file(name: str) -> Response:
-    return asset_response(name, app.current_request)
+    return asset_response(name, app.current_request, get_settings().page_api_origins)
 
 
 @app.on_sqs_message(queue=DAY_QUEUE_NAME, batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)

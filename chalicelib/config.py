@@ -5,7 +5,9 @@ dev stack (`devstack/`) sets them before it starts the API and the workers.
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Mapping
@@ -17,6 +19,11 @@ MARKET_TZ = ZoneInfo("Asia/Shanghai")
 DAY_QUEUE_NAME = "stocksync-days"
 DEAD_LETTER_QUEUE_NAME = "stocksync-days-dlq"
 TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
+
+log = logging.getLogger(__name__)
+
+# scheme://host[:port], nothing else: an origin goes into the page's CSP header as it is.
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 def market_today() -> date:
@@ -39,6 +46,8 @@ class Settings:
     db_pool_size: int
     stale_after_s: float
     unsent_after_s: float
+    # Origins besides its own that the sync page may call (`?api=`, CSP connect-src).
+    page_api_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -58,4 +67,21 @@ class Settings:
             db_pool_size=int(env.get("DB_POOL_SIZE", "4")),
             stale_after_s=float(env.get("STALE_AFTER_S", "900")),
             unsent_after_s=float(env.get("UNSENT_AFTER_S", "60")),
+            page_api_origins=parse_origins(env.get("PAGE_API_ORIGINS", "")),
         )
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """A comma-separated list of origins; an entry that is not exactly an origin is dropped
+    with a warning (it would otherwise reach a CSP header), and a trailing `/` is ignored."""
+    origins: list[str] = []
+    for entry in value.split(","):
+        origin = entry.strip().rstrip("/")
+        if not origin:
+            continue
+        if _ORIGIN.fullmatch(origin):
+            origins.append(origin.lower())
+        else:
+            log.warning("PAGE_API_ORIGINS: %r is not an origin (scheme://host[:port]); ignored",
+                        origin[:80])
+    return tuple(dict.fromkeys(origins))

@@ -26,9 +26,13 @@ TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("stack")
-    options = StackOptions(data_dir=data_dir, port=free_port(), workers=0, api=True,
+    port = free_port()
+    # The page test's second origin (localhost) may use this API (`?api=`, CORS).
+    page_env = {"PAGE_API_ORIGINS": f"http://127.0.0.1:{port}",
+                "CORS_ALLOW_ORIGINS": f"http://localhost:{port}"}
+    options = StackOptions(data_dir=data_dir, port=port, workers=0, api=True,
                            visibility_timeout_s=2, api_log=data_dir / "api.log",
-                           env=TEST_SETTINGS)
+                           env={**TEST_SETTINGS, **page_env})
     with LocalStack(options) as local:
         yield local
 
