@@ -29,10 +29,11 @@ test: $(STAMP) browser
 # never `playwright install`), and a CJK font so the page's Chinese is drawn, not boxes, in
 # screenshots. Needs root or password-less sudo; without it those tests skip.
 CJK_FONT := fonts-wqy-zenhei
+CJK_FONT_FILE := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
 .PHONY: browser
 browser:
 	@missing=""; test -x /usr/bin/chromium || missing="chromium"; \
-	  fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing $(CJK_FONT)"; \
+	  { fc-list :lang=zh 2>/dev/null | grep -q . || test -e $(CJK_FONT_FILE); } || missing="$$missing $(CJK_FONT)"; \
 	  test -n "$$missing" || exit 0; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
 	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \

@@ -587,8 +587,8 @@ def test_signed_in_signed_out_and_a_plain_401(tab, stack, db):
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
 def test_axe_core_finds_nothing_serious_in_any_state(new_tab, stack, app_module, db, viewport):
-    """First load, signed out (banner, sign-in dialog), during a sync (a day failing), after
-    it, with a day's detail and a job's days open, and in English."""
+    """First load, signed out (banner, sign-in dialog), during a sync (a day failing; a second
+    job refused), after it, with a day's detail and a job's days open, and in English."""
     tab = new_tab(viewport)
     page = tab.page
     size = f"{viewport['width']}x{viewport['height']}"
@@ -613,7 +613,12 @@ def test_axe_core_finds_nothing_serious_in_any_state(new_tab, stack, app_module,
     expect(page.locator("#job-status")).to_have_text("同步中")
     expect(tab.day("2025-10-09")).to_have_attribute("data-state", "pending")
     assert_no_serious_axe(page, f"during a sync, {size}")
+    tab.set_range("2025-10-13", "2025-10-14")
+    page.get_by_role("button", name="开始同步").click()  # one job at a time: the 409's notices
+    expect(page.locator("#conflict-notice")).to_be_visible()
+    assert_no_serious_axe(page, f"a refused second job, {size}")
     tab.shot(f"page-running-{size}.png")
+    tab.set_range(*RANGE)
 
     loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
     loop.start()
@@ -637,7 +642,7 @@ def test_axe_core_finds_nothing_serious_in_any_state(new_tab, stack, app_module,
     page.get_by_role("button", name="Last 6 months").click()
     assert_no_serious_axe(page, f"the last six months, in English, {size}")
     tab.shot(f"page-english-{size}.png")
-    print(f"axe-core {axe_version()}: 0 serious, 0 critical at {size} in 7 states")
+    print(f"axe-core {axe_version()}: 0 serious, 0 critical at {size} in 8 states")
 
 
 def test_the_calendar_is_one_tab_stop_and_moves_like_a_date_picker(tab, db):
