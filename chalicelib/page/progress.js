@@ -12,7 +12,7 @@ const POLL_MS = 2000;
 const WATCH_LIMIT_MS = 30 * 60 * 1000;
 const FAILED_NAMED = 3; // failed days named one by one in an announcement, then counted
 
-let job = null; // {taskId, since, timer, lastCurrent, failedSeen, failedCount}
+let job = null; // {taskId, since, timer, stopped, quietFirst, lastCurrent, failedSeen, failedCount}
 let progress = null;
 let conflict = null;
 let pollError = null;
@@ -27,7 +27,8 @@ export function init() {
   });
   on('watch', watch);
   on('lang', render);
-  on('auth', () => { if (job && !job.timer && (!progress || progress.status === 'running')) watch({ taskId: job.taskId }); });
+  // Polling stopped on a 401 (or a 404): signed in again, it starts over.
+  on('auth', () => { if (job && job.stopped) watch({ taskId: job.taskId }); });
   render();
 }
 
@@ -37,7 +38,9 @@ function watch({ taskId, conflict: conflictMessage, started, focus }) {
   if (job && job.timer) clearTimeout(job.timer);
   const same = job && job.taskId === taskId;
   job = {
-    taskId, since: Date.now(), timer: null, lastCurrent: -1,
+    taskId, since: Date.now(), timer: null, stopped: false, lastCurrent: -1,
+    // A job found running (on load, from the history): its earlier failures are not news.
+    quietFirst: !started && !same,
     failedSeen: same ? job.failedSeen : new Set(), failedCount: same ? job.failedCount : 0,
   };
   if (!same) progress = null;
@@ -51,7 +54,7 @@ function watch({ taskId, conflict: conflictMessage, started, focus }) {
     $('progress-heading').focus({ preventScroll: true });
     $('progress-card').scrollIntoView({ block: 'nearest' });
   }
-  poll(focus ? job : null);
+  poll(!!focus);
 }
 
 async function poll(announceWatching) {
@@ -65,8 +68,9 @@ async function poll(announceWatching) {
     if (announceWatching) announce(t('ann_watching', { start: p.start_date, end: p.end_date }));
     progress = p;
     pollError = null;
-    // Which days failed is said before anything that follows it (the end, say).
-    if (p.failed > w.failedCount) await announceFailedDays(w, p.failed);
+    // Which days failed is said before anything that follows it (the end, say); days that
+    // had failed before the page first saw the job are not news.
+    if (p.failed > w.failedCount) await announceFailedDays(w, p.failed, w.quietFirst && w.lastCurrent === -1);
     if (job !== w) return;
     if (p.current !== w.lastCurrent) {
       w.lastCurrent = p.current;
@@ -79,7 +83,11 @@ async function poll(announceWatching) {
   } else {
     if (!pollError) announce(t('ann_poll_error'));
     pollError = answer.message;
-    if (answer.status === 404 || answer.status === 401) { render(); return; }
+    if (answer.status === 404 || answer.status === 401) {
+      w.stopped = true;
+      render();
+      return;
+    }
   }
   if (Date.now() - w.since >= WATCH_LIMIT_MS) {
     timedOut = true;
@@ -98,12 +106,13 @@ function ended(p) {
   emit('jobs-changed');
 }
 
-async function announceFailedDays(w, failed) {
+async function announceFailedDays(w, failed, silently) {
   w.failedCount = failed;
   const answer = await callApi('GET', 'sync/batch/days/' + encodeURIComponent(w.taskId));
   if (!answer.ok || job !== w) return;
   const fresh = answer.data.filter((d) => d.status === 'failed' && !w.failedSeen.has(d.day));
   fresh.forEach((d) => w.failedSeen.add(d.day));
+  if (silently) return;
   for (const d of fresh.slice(0, FAILED_NAMED)) announce(t('ann_day_failed', { date: d.day, error: d.error || '' }));
   if (fresh.length > FAILED_NAMED) announce(t('ann_more_failed', { n: fresh.length - FAILED_NAMED }));
 }
