@@ -50,7 +50,7 @@ def focused(page: Any) -> dict[str, Any]:
     """What has the keyboard focus: its id, focus key, date, role, name-ish text."""
     return page.evaluate("""() => {
         const el = document.activeElement;
-        if (!el || el === document.body) return { tag: 'body' };
+        if (!el || el === document.body) return { tag: 'body', id: null, key: null, date: null, label: null, text: '' };
         return { tag: el.tagName.toLowerCase(), id: el.id || null,
                  key: el.getAttribute('data-focus-key'), date: el.getAttribute('data-date'),
                  label: el.getAttribute('aria-label'), text: (el.textContent || '').trim().slice(0, 80) };

@@ -337,6 +337,7 @@ def test_a_conflict_shows_the_running_jobs_progress(tab, stack, app_module, db):
         loop.stop()
     expect(page.locator("#summary")).to_contain_text("批量同步完成: 成功1, 失败0, 跳过8")
     expect(tab.day("2025-10-09")).to_have_attribute("data-state", "synced")
+    expect(notice).to_be_hidden()  # the job it pointed to has ended
     assert scalar(db, "SELECT count(*) FROM sync_jobs") == 1
 
 
@@ -365,7 +366,7 @@ def test_polling_stops_after_30_minutes_without_completion(tab, stack, db):
     page.get_by_role("button", name="继续查看进度").click()
     expect(page.locator("#poll-notice")).to_be_hidden()
     assert len(tab.api_calls("/batch/progress/")) > polls
-    assert focused(page)["id"] == "cancel-button"  # the pressed button went; its partner has the focus
+    expect(page.locator("#cancel-button")).to_be_focused()  # the pressed button went; its partner has it
 
 
 def test_english_and_back(tab, stack, db):
@@ -398,6 +399,9 @@ def test_english_and_back(tab, stack, db):
     page.get_by_role("button", name="切换到中文").click()
     expect(page.locator("h1")).to_have_text("股票数据同步")
     assert page.evaluate("localStorage.getItem('stocksync.lang')") == "zh"
+    # The 409's words follow the language too.
+    expect(page.locator("#conflict-notice")).to_contain_text("已有同步任务正在运行，请等待当前任务完成后再试")
+    expect(page.locator("#form-error")).to_have_text("已有同步任务正在运行，请等待当前任务完成后再试")
 
 
 def test_lang_in_the_address_wins(tab, db):
@@ -569,7 +573,7 @@ def test_signed_in_signed_out_and_a_plain_401(tab, stack, db):
     expect(page.locator("#calendar-error")).to_be_hidden()
     expect(page.locator("#history-empty")).to_be_visible()  # reloaded with the token
     assert page.evaluate("sessionStorage.getItem('stocksync.token')") == tab.token
-    assert focused(page)["id"] == "signout-button"
+    expect(page.locator("#signout-button")).to_be_focused()
 
     page.get_by_role("button", name="退出登录").click()
     expect(page.locator("#session-status")).to_have_text("未登录")
@@ -667,16 +671,16 @@ def test_the_calendar_is_one_tab_stop_and_moves_like_a_date_picker(tab, db):
             ("PageDown", "2025-10-29"), ("PageUp", "2025-09-29")]
     for key, date in keys:
         page.keyboard.press(key)
-        assert focused(page)["date"] == date, (key, focused(page))
+        expect(tab.day(date)).to_be_focused()
     # Past the months shown, the calendar follows the focus.
     page.keyboard.press("PageUp")
-    assert focused(page)["date"] == "2025-08-29"
+    expect(tab.day("2025-08-29")).to_be_focused()
     expect(page.locator("#calendar figure.month figcaption").first).to_have_text("2025年8月")
     page.keyboard.press("Shift+PageUp")
-    assert focused(page)["date"] == "2024-08-29"
+    expect(tab.day("2024-08-29")).to_be_focused()
     expect(page.locator("#calendar figure.month figcaption").first).to_have_text("2024年8月")
     page.keyboard.press("Escape")  # nothing open: nothing happens
-    assert focused(page)["date"] == "2024-08-29"
+    expect(tab.day("2024-08-29")).to_be_focused()
     # Still one stop, on the day the keys went to.
     assert [s["date"] for s in tab_stops(page) if s["inCalendar"]] == ["2024-08-29"]
 
@@ -690,11 +694,11 @@ def test_the_keyboard_alone_signs_in_picks_dates_starts_watches_and_cancels(tab,
     # Sign in: the top bar's button, the dialog, back on the bar.
     tab_until(page, "el.id === 'signin-button'")
     page.keyboard.press("Enter")
-    assert focused(page)["id"] == "token-input"
+    expect(page.locator("#token-input")).to_be_focused()
     page.keyboard.type(tab.token)
     page.keyboard.press("Enter")
     expect(page.locator("#session-status")).to_have_text("已登录：local（操作员）")
-    assert focused(page)["id"] == "signout-button"
+    expect(page.locator("#signout-button")).to_be_focused()
 
     # Pick the dates in the calendar: to 29 Sep 2025, use as start; to 10 Oct, use as end.
     today = market_today()
@@ -702,53 +706,53 @@ def test_the_keyboard_alone_signs_in_picks_dates_starts_watches_and_cancels(tab,
     tab_until(page, "el.matches('#calendar button.day')")
     for _ in range(months_back):
         page.keyboard.press("PageUp")
-    start_of_week = focused(page)["date"]
-    assert start_of_week.startswith("2025-09-")
+    assert focused(page)["date"].startswith("2025-09-")
     for _ in range(40):
         if focused(page)["date"] == "2025-09-29":
             break
         page.keyboard.press("ArrowRight" if focused(page)["date"] < "2025-09-29" else "ArrowLeft")
     page.keyboard.press("Enter")
     expect(page.locator("#day-detail")).to_contain_text("2025年9月29日")
-    assert focused(page)["date"] == "2025-09-29"  # the detail opened; the focus stayed
+    expect(tab.day("2025-09-29")).to_be_focused()  # the detail opened; the focus stayed
     page.keyboard.press("Tab")
-    assert focused(page)["key"] == "set-start"
+    expect(page.locator('[data-focus-key="set-start"]')).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#start-date")).to_have_value("2025-09-29")
-    assert focused(page)["key"] == "set-start"
+    expect(page.locator('[data-focus-key="set-start"]')).to_be_focused()
     page.keyboard.press("Shift+Tab")
-    assert focused(page)["date"] == "2025-09-29"
+    expect(tab.day("2025-09-29")).to_be_focused()
     for key in ["ArrowDown"] + ["ArrowRight"] * 4:  # a week on, into October, then to Friday
         page.keyboard.press(key)
-    assert focused(page)["date"] == "2025-10-10"
+    expect(tab.day("2025-10-10")).to_be_focused()
     page.keyboard.press("Space")
     expect(page.locator("#day-detail")).to_contain_text("2025年10月10日")
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
-    assert focused(page)["key"] == "set-end"
+    expect(page.locator('[data-focus-key="set-end"]')).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#end-date")).to_have_value("2025-10-10")
     expect(page.locator("#form-error")).to_be_hidden()
     # Escape closes the detail from the calendar, keeping the focus on the day.
+    expect(page.locator('[data-focus-key="set-end"]')).to_be_focused()
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("Shift+Tab")
-    assert focused(page)["date"] == "2025-10-10"
+    expect(tab.day("2025-10-10")).to_be_focused()
     page.keyboard.press("Escape")
     expect(page.locator("#day-detail")).to_be_hidden()
-    assert focused(page)["date"] == "2025-10-10"
+    expect(tab.day("2025-10-10")).to_be_focused()
 
     # Start: the focus stays on the button while the job starts and runs.
     tab_until(page, "el.id === 'start-button'", back=True)
     page.keyboard.press("Enter")
     expect(page.locator("#job-status")).to_have_text("同步中")
-    assert focused(page)["id"] == "start-button"
+    expect(page.locator("#start-button")).to_be_focused()
     loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
     loop.start()
     try:
         expect(page.locator("#percent")).to_have_text("100%", timeout=SLOW)
     finally:
         loop.stop()
-    assert focused(page)["id"] == "start-button"
+    expect(page.locator("#start-button")).to_be_focused()
 
     # A job's days: the button keeps the focus as it turns into "收起".
     tab_until(page, "(el.getAttribute('aria-label') || '').startsWith('查看每日')")
@@ -765,19 +769,19 @@ def test_the_keyboard_alone_signs_in_picks_dates_starts_watches_and_cancels(tab,
     tab_until(page, "(el.getAttribute('aria-label') || '').startsWith('查看进度')")
     page.keyboard.press("Enter")
     expect(page.locator("#task-id")).to_have_text(running)
-    assert focused(page)["id"] == "progress-heading"  # the person goes where the progress is
+    expect(page.locator("#progress-heading")).to_be_focused()  # the person goes where the progress is
     expect(page.locator("#cancel-button")).to_be_visible()
     tab_until(page, "el.id === 'cancel-button'")
     page.once("dialog", lambda dialog: dialog.accept())  # the browser's own confirm()
     page.keyboard.press("Enter")
     expect(page.locator("#job-status")).to_have_text("已取消")
-    assert focused(page)["id"] == "summary"
+    expect(page.locator("#summary")).to_be_focused()
 
     # Switch the language: the button keeps the focus, and says the other language.
     tab_until(page, "el.id === 'lang-toggle'", back=True)
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_have_text("Stock data sync")
-    assert focused(page)["id"] == "lang-toggle"
+    expect(page.locator("#lang-toggle")).to_be_focused()
     expect(page.locator("#lang-toggle")).to_have_accessible_name("切换到中文")
 
 

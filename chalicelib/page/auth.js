@@ -148,8 +148,10 @@ async function onSubmit(event) {
   }
   applyWhoami(answer);
   render();
-  opener = $('signout-button').hidden ? opener : $('signout-button');
+  // The button that opened the dialog may be gone now: the focus goes to sign-out.
+  if (!$('signout-button').hidden) opener = $('signout-button');
   $('signin-dialog').close();
+  opener?.focus();
   if (session.name) announce(t('ann_signed_in', { name: session.name }));
   emit('auth');
 }

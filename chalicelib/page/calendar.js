@@ -40,7 +40,7 @@ export function init() {
     onEscape: () => detail.close(),
     onFocusDate: (date) => { cal.tabStop = date; setTabStop(container, date); },
   });
-  detail.init({ dayInfo: (date) => cal.byDate.get(date), dateLabel, onClose: focusDay, redraw: render });
+  detail.init({ dayInfo: shownDay, dateLabel, onClose: focusDay, redraw: render });
   on('range', () => { if (cal.view === 'range') { rebase(); refresh(); } });
   on('job-progress', load);
   on('job-ended', load);
@@ -51,6 +51,12 @@ export function init() {
 }
 
 export function load() { return fetchWindow(); }
+
+/** A date's entry while its month is shown (a day's details close with its month). */
+function shownDay(date) {
+  const win = windowNow();
+  return date >= win.start && date <= win.end ? cal.byDate.get(date) : null;
+}
 
 function refresh() { render(); fetchWindow(); }
 

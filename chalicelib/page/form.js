@@ -25,7 +25,7 @@ export function init() {
     const first = info.first;
     if (info.maxDays) maxDays = info.maxDays;
     renderHint();
-    if (first && error && error.key) setError(validate(values()));
+    if (first && error && error.field) setError(validate(values()));
   });
   on('use-date', ({ field, date }) => {
     const [mine, other] = field === 'start' ? ['start-date', 'end-date'] : ['end-date', 'start-date'];
@@ -131,8 +131,9 @@ async function onSubmit(event) {
     emit('watch', { taskId: answer.data.task_id, started: { start: v.start, end: v.end, total: answer.data.total_days } });
     emit('jobs-changed');
   } else if (answer.status === 409 && answer.data && answer.data.task_id) {
-    setError({ text: answer.message, kind: 'warn' });
-    emit('watch', { taskId: answer.data.task_id, conflict: answer.message });
+    // The seed's words for it, in the page's language (they follow a language switch).
+    setError({ key: 'job_running', params: {}, kind: 'warn' });
+    emit('watch', { taskId: answer.data.task_id, conflict: true });
     emit('jobs-changed');
   } else {
     setError({ text: inFormWords(answer.message) });

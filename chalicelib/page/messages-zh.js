@@ -52,6 +52,7 @@ export const ZH = {
   progress_heading: '同步进度',
   progress_empty: '尚未开始同步。选择日期范围后点击“开始同步”。',
   task_label: '任务',
+  job_running: '已有同步任务正在运行，请等待当前任务完成后再试',
   conflict_suffix: '下面是正在运行的任务的进度。',
   status_running: '同步中',
   status_completed: '已完成',

@@ -14,7 +14,7 @@ const FAILED_NAMED = 3; // failed days named one by one in an announcement, then
 
 let job = null; // {taskId, since, timer, stopped, quietFirst, lastCurrent, failedSeen, failedCount}
 let progress = null;
-let conflict = null;
+let conflict = false; // watching the job a start was refused for (409)
 let pollError = null;
 let timedOut = false;
 
@@ -34,7 +34,7 @@ export function init() {
 
 export function watchedTaskId() { return job ? job.taskId : null; }
 
-function watch({ taskId, conflict: conflictMessage, started, focus }) {
+function watch({ taskId, conflict: refused, started, focus }) {
   if (job && job.timer) clearTimeout(job.timer);
   const same = job && job.taskId === taskId;
   job = {
@@ -44,7 +44,7 @@ function watch({ taskId, conflict: conflictMessage, started, focus }) {
     failedSeen: same ? job.failedSeen : new Set(), failedCount: same ? job.failedCount : 0,
   };
   if (!same) progress = null;
-  conflict = conflictMessage || null;
+  conflict = !!refused;
   pollError = null;
   timedOut = false;
   if (started) announce(t('ann_started', started));
@@ -137,12 +137,11 @@ function render() {
   const p = progress;
 
   const notice = $('conflict-notice');
-  if (notice.dataset.text !== (conflict || '') + t('conflict_suffix')) {
-    notice.dataset.text = (conflict || '') + t('conflict_suffix');
-    notice.replaceChildren(...(conflict
-      ? [h('strong', { text: conflict }), h('span', { class: 'block', text: t('conflict_suffix') })] : []));
+  if (notice.dataset.lang !== t('job_running')) {
+    notice.dataset.lang = t('job_running');
+    notice.replaceChildren(h('strong', { text: t('job_running') }), h('span', { class: 'block', text: t('conflict_suffix') }));
   }
-  show(notice, !!conflict);
+  show(notice, conflict && (!p || p.status === 'running'));
 
   setText($('task-id'), job.taskId);
   setText($('task-range'), p ? `${p.start_date} → ${p.end_date}${p.force ? ' · ' + t('forced') : ''}` : '');
