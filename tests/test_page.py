@@ -116,8 +116,8 @@ class PageRun:
         hears of a request only when it next talks to the browser."""
         return [req.timing["startTime"] / 1000 for req in self.sent if fragment in req.url]
 
-    def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(self.shots / name), full_page=True)
+    def shot(self, name: str, full_page: bool = True) -> None:
+        self.page.screenshot(path=str(self.shots / name), full_page=full_page)
 
 
 @pytest.fixture
@@ -520,6 +520,19 @@ def test_the_page_and_its_modules_are_served_with_their_types_and_headers(stack,
     assert behind_https.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
+def test_page_api_origins_take_origins_only():
+    """What PAGE_API_ORIGINS names goes into a CSP header: only scheme://host[:port] passes."""
+    from chalicelib.config import Settings, parse_origins
+    assert parse_origins("") == ()
+    assert parse_origins(" https://A.example.com/ ,http://127.0.0.1:8000,https://a.example.com") == (
+        "https://a.example.com", "http://127.0.0.1:8000")
+    for bad in ("*", "https://a.example.com/api", "https://a.example.com; script-src *",
+                "javascript:alert(1)", "a.example.com", "https://a b.com"):
+        assert parse_origins(bad) == (), bad
+    assert Settings.from_env({"PAGE_API_ORIGINS": "https://x.example"}).page_api_origins == ("https://x.example",)
+    assert Settings.from_env({}).page_api_origins == ()
+
+
 def test_both_languages_have_every_message():
     keys = {lang: re.findall(r"^  (\w+):", (PAGE_DIR / f"messages-{lang}.js").read_text(), re.M)
             for lang in ("zh", "en")}
@@ -613,6 +626,7 @@ def test_axe_core_finds_nothing_serious_in_any_state(new_tab, stack, app_module,
     page.keyboard.press("Enter")
     expect(page.locator("#signin-error")).to_be_visible()
     assert_no_serious_axe(page, f"sign-in dialog, {size}")
+    tab.shot(f"page-sign-in-{size}.png", full_page=False)
     page.get_by_label("访问令牌").fill(tab.token)
     page.keyboard.press("Enter")
     expect(page.locator("#session-status")).to_contain_text("已登录")
