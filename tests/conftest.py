@@ -18,9 +18,10 @@ from devstack.stack import LocalStack, StackOptions
 # Each test starts from an empty queue: let moto purge more than once a minute.
 os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
 
-# Small limits so retries and redeliveries happen within a test's patience.
+# Small limits so retries and redeliveries happen within a test's patience. A day's
+# lease is WORKER_TIMEOUT_S + LEASE_MARGIN_S: 8 s, far more than a day takes here.
 TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
-                 "TUSHARE_TIMEOUT_S": "1"}
+                 "TUSHARE_TIMEOUT_S": "1", "WORKER_TIMEOUT_S": "6", "LEASE_MARGIN_S": "2"}
 
 
 @pytest.fixture(scope="session")
