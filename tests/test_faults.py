@@ -502,7 +502,7 @@ def test_cancelled_jobs_running_day_is_settled_whatever_its_worker_meets(
         with db.transaction() as cur:  # two attempts already spent: this claim is the third, the last
             cur.execute("UPDATE sync_job_days SET attempts = 2")
     # The worker is held in its calendar fetch, after its claim, while the job is cancelled.
-    stack.tushare.add_fault("timeout", api="trade_cal", times=1, delay=2)
+    stack.tushare.add_fault("timeout", api="trade_cal", times=1, delay=3)
     kind = {"transient error": "http_500", "permanent error": "bad_token",
             "its last attempt's error": "http_502"}.get(meets)
     if kind:
@@ -533,7 +533,7 @@ def test_cancelled_jobs_days_whose_workers_died_are_settled_once_their_leases_la
     task_id = jobs.create(BatchRequest(date(2025, 10, 9), date(2025, 10, 11))).task_id
     with db.transaction() as cur:  # three claims whose workers died: two leases lapsed, one live
         cur.execute("UPDATE sync_job_days SET status = 'running', attempts = 1, lease_token = md5(day::text), "
-                    "lease_until = now() + CASE WHEN day = '2025-10-09' THEN interval '2 seconds' "
+                    "lease_until = now() + CASE WHEN day = '2025-10-09' THEN interval '5 seconds' "
                     "ELSE interval '-1 second' END")
     ledger.crashes += 3
     cancelled = jobs.cancel(task_id)
@@ -574,9 +574,9 @@ def test_delivery_finding_a_live_lease_neither_claims_nor_counts_and_looks_again
         app_module, db, stack, workers, ledger):
     day = date(2025, 10, 9)
     task_id = app_module.get_jobs().create(BatchRequest(day, day)).task_id
-    with db.transaction() as cur:  # another delivery's claim, its lease live for 5 s more
+    with db.transaction() as cur:  # another delivery's claim, its lease live for 10 s more
         cur.execute("UPDATE sync_job_days SET status = 'running', attempts = 1, lease_token = %(t)s, "
-                    "lease_until = now() + interval '5 seconds'", {"t": "a" * 32})
+                    "lease_until = now() + interval '10 seconds'", {"t": "a" * 32})
     ledger.duplicated += 1
     assert workers.handle(1) == 1 and workers.loop.failed == 1  # returned, not consumed
     row = fetch_all(db, "SELECT status, attempts, lease_token FROM sync_job_days")[0]
@@ -598,13 +598,14 @@ def test_slow_but_alive_worker_and_a_redelivery_never_both_fetch_the_day(
         app_module, db, stack, source, ledger):
     day = date(2025, 10, 9)
     task_id = app_module.get_jobs().create(BatchRequest(day, day)).task_id
-    # The first worker's fetch answers after 4 s: twice the queue's visibility timeout, so
-    # SQS hands the same message to a second worker meanwhile.
-    stack.tushare.add_fault("timeout", api="daily", trade_date=day, times=1, delay=4)
+    # The first worker's fetch answers after 6 s: three times the queue's visibility
+    # timeout, so SQS hands the same message to a second worker meanwhile.
+    stack.tushare.add_fault("timeout", api="daily", trade_date=day, times=1, delay=6)
     ledger.faults += 1
     sqs = stack.sqs_client()
+    patient = TushareSource(make_client(stack.env["TUSHARE_TOKEN"], stack.env["TUSHARE_API_URL"], 20))
     slow = WorkerLoop(sqs, stack.env["SQS_QUEUE_URL"],
-                      lambda_handler(own_worker(app_module, source, lease_s=12)), wait_s=1)
+                      lambda_handler(own_worker(app_module, patient, lease_s=20)), wait_s=1)
     second = WorkerLoop(sqs, stack.env["SQS_QUEUE_URL"], app_module.sync_day, wait_s=1)
     first = threading.Thread(target=slow.poll_once)
     first.start()
