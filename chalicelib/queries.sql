@@ -89,10 +89,10 @@ WHERE task_id = %(task_id)s AND day = %(day)s
 FOR UPDATE
 
 -- finish_day --
--- Settle a day unless another delivery already did; a failure of an ended job's day is a cancelled skip.
+-- Settle a day unless another delivery already did; a failure of a cancelled job's day is a cancelled skip.
 UPDATE sync_job_days d
-SET status = CASE WHEN j.status <> 'running' AND %(status)s = 'failed' THEN 'skipped' ELSE %(status)s END,
-    skip_reason = CASE WHEN j.status <> 'running' AND %(status)s = 'failed' THEN 'cancelled'
+SET status = CASE WHEN j.status = 'cancelled' AND %(status)s = 'failed' THEN 'skipped' ELSE %(status)s END,
+    skip_reason = CASE WHEN j.status = 'cancelled' AND %(status)s = 'failed' THEN 'cancelled'
                        ELSE %(skip_reason)s END,
     rows_written = %(rows)s, error = %(error)s, finished_at = now(),
     lease_until = NULL, lease_token = NULL
@@ -102,11 +102,11 @@ WHERE d.task_id = %(task_id)s AND d.day = %(day)s AND d.status IN ('pending', 'r
 RETURNING d.status, d.skip_reason
 
 -- release_day --
--- Hand a day this lease holds back for a later delivery, keeping why the attempt failed; an ended job's day is skipped instead.
+-- Hand a day this lease holds back for a later delivery, keeping why the attempt failed; a cancelled job's day is skipped instead.
 UPDATE sync_job_days d
-SET status = CASE WHEN j.status = 'running' THEN 'pending' ELSE 'skipped' END,
-    skip_reason = CASE WHEN j.status = 'running' THEN NULL ELSE 'cancelled' END,
-    finished_at = CASE WHEN j.status = 'running' THEN NULL ELSE now() END,
+SET status = CASE WHEN j.status = 'cancelled' THEN 'skipped' ELSE 'pending' END,
+    skip_reason = CASE WHEN j.status = 'cancelled' THEN 'cancelled' END,
+    finished_at = CASE WHEN j.status = 'cancelled' THEN now() END,
     error = %(error)s, lease_until = NULL, lease_token = NULL
 FROM sync_jobs j
 WHERE d.task_id = %(task_id)s AND d.day = %(day)s AND d.status = 'running'
@@ -114,10 +114,10 @@ WHERE d.task_id = %(task_id)s AND d.day = %(day)s AND d.status = 'running'
 RETURNING d.status
 
 -- fail_open_days --
--- Fail every unsettled day of a job at once (an error no retry can fix); an ended job's days are cancelled skips.
+-- Fail every unsettled day of a job at once (an error no retry can fix); a cancelled job's days are cancelled skips.
 UPDATE sync_job_days d
-SET status = CASE WHEN j.status = 'running' THEN 'failed' ELSE 'skipped' END,
-    skip_reason = CASE WHEN j.status = 'running' THEN NULL ELSE 'cancelled' END,
+SET status = CASE WHEN j.status = 'cancelled' THEN 'skipped' ELSE 'failed' END,
+    skip_reason = CASE WHEN j.status = 'cancelled' THEN 'cancelled' END,
     error = %(error)s, finished_at = now(), lease_until = NULL, lease_token = NULL
 FROM sync_jobs j
 WHERE d.task_id = %(task_id)s AND d.status IN ('pending', 'running') AND j.task_id = d.task_id
@@ -298,7 +298,7 @@ UPDATE sync_job_days d
 SET status = 'skipped', skip_reason = 'cancelled', finished_at = now(),
     lease_until = NULL, lease_token = NULL
 FROM sync_jobs j
-WHERE j.task_id = d.task_id AND j.status <> 'running'
+WHERE j.task_id = d.task_id AND j.status IN ('completed', 'cancelled')
   AND d.status IN ('pending', 'running')
   AND (d.lease_until IS NULL OR d.lease_until <= now())
 RETURNING d.task_id, d.day
@@ -308,17 +308,17 @@ RETURNING d.task_id, d.day
 DELETE FROM sync_jobs
 WHERE task_id IN (
     SELECT task_id FROM sync_jobs
-    WHERE status <> 'running'
+    WHERE status IN ('completed', 'cancelled')
       AND finished_at < now() - make_interval(days => %(retention_days)s)
     ORDER BY finished_at
     LIMIT %(limit)s)
 RETURNING task_id
 
 -- fail_day_dead_lettered --
--- A day whose message SQS gave up on: failed (an ended job's day: a cancelled skip), unless a delivery settled it meanwhile.
+-- A day whose message SQS gave up on: failed (a cancelled job's day: a cancelled skip), unless a delivery settled it meanwhile.
 UPDATE sync_job_days d
-SET status = CASE WHEN j.status = 'running' THEN 'failed' ELSE 'skipped' END,
-    skip_reason = CASE WHEN j.status = 'running' THEN NULL ELSE 'cancelled' END,
+SET status = CASE WHEN j.status = 'cancelled' THEN 'skipped' ELSE 'failed' END,
+    skip_reason = CASE WHEN j.status = 'cancelled' THEN 'cancelled' END,
     finished_at = now(), lease_until = NULL, lease_token = NULL,
     error = coalesce(d.error || '; ', '') || %(reason)s
 FROM sync_jobs j

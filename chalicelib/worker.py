@@ -39,6 +39,7 @@ from chalicelib.trading_calendar import TradingCalendar
 log = logging.getLogger(__name__)
 
 OPEN = ("pending", "running")
+ENDED = ("completed", "cancelled")  # a job's statuses after which none of its days may start
 # Seconds until a message that found the database down is delivered again, by how many
 # deliveries in a row found it down; the last step repeats for as long as the outage lasts.
 OUTAGE_BACKOFF_S = (2, 4, 8, 16, 20)
@@ -183,9 +184,11 @@ class DayWorker:
                 left = day["lease_left_s"]
                 return DayResult("leased", detail=f"another delivery holds it for {left} s more",
                                  retry_after_s=left + 1)
-            if day["job_status"] != "running":
+            if day["job_status"] in ENDED:
                 cur.execute(query("settle_cancelled_day"), key)
                 return DayResult("skipped", detail="cancelled")
+            if day["job_status"] != "running":
+                return DayResult("noop", detail=f"its job is {day['job_status']}")
             token = uuid.uuid4().hex  # a new token even when resuming: a duplicate of the hand-off finds it taken
             cur.execute(query("claim_day"), {**key, "lease_token": token, "lease_s": self._lease_s,
                                              "new_attempt": not resuming})
