@@ -54,10 +54,6 @@ class DayMessage:
             body["outages"] = self.outages
         return json.dumps(body)
 
-    @classmethod
-    def from_body(cls, body: Any) -> "DayMessage":
-        return parse_day_message(body)
-
 
 def parse_day_message(body: Any) -> DayMessage:
     """A message body as a DayMessage; raises MalformedMessage naming what is wrong.
