@@ -2,7 +2,8 @@
 
 PORT (default 8000) sets the API's port; DATABASE_URL, SQS_QUEUE_URL (with
 SQS_ENDPOINT_URL) and TUSHARE_TOKEN replace the embedded parts with real ones.
-Data persists in .stocksync/ between runs.
+Data persists in .stocksync/ between runs, and so does the operator token made on
+the first start (.stocksync/api-token, mode 0600; STOCKSYNC_API_TOKEN overrides it).
 """
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with LocalStack(options) as stack:
         print(f"stocksync is up: API {stack.api_url}  (Ctrl-C stops everything)", flush=True)
+        print(f"  open the page (it signs in with the token once): {stack.page_url}", flush=True)
         print(f"  try: curl -X POST {stack.api_url}/api/v1/sync-status/sync/batch "
+              "-H \"Authorization: Bearer $(cat .stocksync/api-token)\" "
               "-d '{\"start_date\": \"2025-10-01\", \"end_date\": \"2025-10-09\"}'", flush=True)
         stop.wait()
         print("stopping...", flush=True)

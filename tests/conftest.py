@@ -12,6 +12,7 @@ from typing import Any, Callable
 import pytest
 from chalice.test import Client
 
+from chalicelib.auth import READER, entry_for, new_token
 from devstack.services import free_port
 from devstack.stack import LocalStack, StackOptions
 
@@ -21,16 +22,31 @@ os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
 # Small limits so retries and redeliveries happen within a test's patience.
 TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
                  "TUSHARE_TIMEOUT_S": "1"}
+# A reader token next to the stack's own operator token (LocalStack.api_token).
+READER_TOKEN = new_token()
+READER_NAME = "test-reader"
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("stack")
-    options = StackOptions(data_dir=data_dir, port=free_port(), workers=0, api=True,
-                           visibility_timeout_s=2, api_log=data_dir / "api.log",
-                           env=TEST_SETTINGS)
+    port = free_port()
+    # The page tests open the page from `localhost` against the API on 127.0.0.1: a listed origin.
+    env = {**TEST_SETTINGS, "API_TOKENS": entry_for(READER_NAME, READER, READER_TOKEN).line(),
+           "CORS_ALLOW_ORIGINS": f"http://localhost:{port}"}
+    options = StackOptions(data_dir=data_dir, port=port, workers=0, api=True,
+                           visibility_timeout_s=2, api_log=data_dir / "api.log", env=env)
     with LocalStack(options) as local:
         yield local
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def operator_headers(stack: LocalStack) -> dict[str, str]:
+    return bearer(stack.api_token)
 
 
 @pytest.fixture(scope="session")
@@ -65,33 +81,54 @@ def scalar(db: Any, sql: str, params: dict[str, Any] | None = None) -> Any:
 
 
 @pytest.fixture
-def api(app_module: Any, db: Any):
-    """Chalice's in-process test client: the real app on the real services."""
+def api(app_module: Any, db: Any, stack: LocalStack):
+    """Chalice's in-process test client: the real app on the real services, as the operator."""
     with Client(app_module.app) as client:
-        yield ApiClient(client)
+        yield ApiClient(client, stack.api_token)
+
+
+class TokenHttp:
+    """`Client.http` sending a token with every request (unless the request sets its own)."""
+
+    def __init__(self, http: Any, token: str | None):
+        self._http = http
+        self._token = token
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                body: Any = b"") -> Any:
+        headers = dict(headers or {})
+        if self._token and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {self._token}"
+        return self._http.request(method=method, path=path, headers=headers, body=body)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
 
 
 class ApiClient:
     BATCH = "/api/v1/sync-status/sync/batch"
 
-    def __init__(self, client: Client):
-        self._client = client
+    def __init__(self, client: Client, token: str | None = None):
+        self._client = TokenHttp(client.http, token)
 
     def start(self, body: Any, raw: str | None = None, headers: dict[str, str] | None = None,
               query: str = "") -> Any:
         payload = raw if raw is not None else json.dumps(body)
-        return self._client.http.post(self.BATCH + query, body=payload, headers={
+        return self._client.post(self.BATCH + query, body=payload, headers={
             "content-type": "application/json", **(headers or {})})
 
     def progress(self, task_id: str, query: str = "") -> Any:
-        return self._client.http.get(f"{self.BATCH}/progress/{task_id}{query}")
+        return self._client.get(f"{self.BATCH}/progress/{task_id}{query}")
 
     def cancel(self, task_id: str) -> Any:
-        return self._client.http.post(f"{self.BATCH}/cancel/{task_id}",
+        return self._client.post(f"{self.BATCH}/cancel/{task_id}",
                                       headers={"content-type": "application/json"}, body="")
 
     def days(self, task_id: str) -> Any:
-        return self._client.http.get(f"{self.BATCH}/days/{task_id}")
+        return self._client.get(f"{self.BATCH}/days/{task_id}")
 
 
 @pytest.fixture
