@@ -149,19 +149,22 @@ def start_batch_sync(principal: Principal) -> dict[str, Any]:
 @app.route(BATCH + "/progress/{task_id}", methods=["GET"])
 @json_api(role=READER)
 def batch_progress(task_id: str) -> dict[str, Any]:
-    return get_jobs().progress(_task_id(task_id)).as_json()
+    task_id = _task_id(task_id)
+    return get_jobs().progress(task_id).as_json()
 
 
 @app.route(BATCH + "/cancel/{task_id}", methods=["POST"], content_types=BODY_TYPES)
 @json_api(role=OPERATOR)
 def cancel_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
-    return get_jobs().cancel(_task_id(task_id), cancelled_by=principal.name).as_json()
+    task_id = _task_id(task_id)
+    return get_jobs().cancel(task_id, cancelled_by=principal.name).as_json()
 
 
 @app.route(BATCH + "/days/{task_id}", methods=["GET"])
 @json_api(role=READER)
 def batch_days(task_id: str) -> list[dict[str, Any]]:
-    return get_jobs().days(_task_id(task_id))
+    task_id = _task_id(task_id)
+    return get_jobs().days(task_id)
 
 
 @app.route(BATCH + "/jobs", methods=["GET"])
@@ -203,11 +206,10 @@ def sync_status_file(name: str) -> Response:
     return asset_response(name, app.current_request)
 
 
-# CORS preflight for every API path, answered by the API (closed unless CORS_ALLOW_ORIGINS).
+# CORS preflight for every path, answered by the app (closed unless CORS_ALLOW_ORIGINS).
 for _number, (_path, _methods) in enumerate(sorted(app.routes.items())):
-    if _path.startswith("/api/"):
-        app.route(_path, methods=["OPTIONS"], name=f"preflight_{_number}")(
-            json_api.preflight(sorted(_methods)))
+    app.route(_path, methods=["OPTIONS"], name=f"preflight_{_number}")(
+        json_api.preflight(sorted(_methods)))
 
 
 @app.on_sqs_message(queue=DAY_QUEUE_NAME, batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)

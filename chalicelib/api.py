@@ -158,25 +158,22 @@ class JsonApi:
         return view
 
 
-# What Chalice names the errors it answers itself, and what they become.
-CHALICE_ERRORS = {
-    "MethodNotAllowedError": ("method_not_allowed", "不支持的请求方法", "Method not allowed here"),
-    "UnsupportedMediaType": ("unsupported_media_type", "不支持的请求体类型（Content-Type）",
-                             "Unsupported Content-Type for this request"),
-    "BadRequest": ("bad_request", "请求无效", "Bad request"),
-    "BadRequestError": ("bad_request", "请求无效", "Bad request"),
-    "NotFoundError": ("not_found", "资源不存在", "Not found"),
-}
-
-
-def _chalice_error(response: Response, request: Request | None) -> Response:
-    """Chalice's `{"Code": ..., "Message": ...}` as the API's envelope."""
+def _chalice_error(response: Response, request: Request) -> Response:
+    """Chalice's own `{"Code": ..., "Message": ...}` answers, in the API's envelope."""
     code = response.body.get("Code", "")
     if response.status_code >= 500:
         return error_response(InternalError.unexpected(request_id(request)), language(request))
-    mapped, zh, en = CHALICE_ERRORS.get(code, ("bad_request", "请求无效", "Bad request"))
-    detail = shorten(str(response.body.get("Message", "")), 120)
-    error = ValidationError(mapped, f"{zh}: {detail}", f"{en}: {detail}")
+    if code == "MethodNotAllowedError":
+        method = shorten(request.method, 16)
+        error = ValidationError("method_not_allowed", f"此地址不支持 {method} 请求",
+                                f"{method} is not allowed here")
+    elif code == "UnsupportedMediaType":
+        kind = shorten((request.headers or {}).get("content-type", ""), 80)
+        error = ValidationError("unsupported_media_type", f"不支持的请求体类型: {kind}",
+                                f"Unsupported Content-Type: {kind}")
+    else:
+        detail = shorten(str(response.body.get("Message", "")), 120)
+        error = ValidationError("bad_request", f"请求无效: {detail}", f"Bad request: {detail}")
     error.status_code = response.status_code
     error.headers = {k: v for k, v in response.headers.items() if k.lower() == "allow"}
     return error_response(error, language(request))

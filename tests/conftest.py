@@ -23,7 +23,8 @@ os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
 TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
                  "TUSHARE_TIMEOUT_S": "1"}
 # A reader token next to the stack's own operator token (LocalStack.api_token).
-READER_TOKEN = new_token()
+# pytest imports this file as `conftest` and the tests as `tests.conftest`: one token for both.
+READER_TOKEN = os.environ.setdefault("STOCKSYNC_TEST_READER_TOKEN", new_token())
 READER_NAME = "test-reader"
 
 
@@ -200,3 +201,72 @@ def ledger() -> FaultLedger:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if LEDGER.rows_checked or LEDGER.faults or LEDGER.crashes or LEDGER.duplicated:
         terminalreporter.write_sep("-", LEDGER.line())
+
+
+# --- security suites: what a refusal must leave untouched, settings changed for a test ---
+
+TABLES = ("sync_jobs", "sync_job_days", "daily_bars", "synced_dates", "trade_calendar",
+          "schema_migrations")
+
+
+def snapshot(db: Any, stack: LocalStack) -> dict[str, int]:
+    """Row counts of every table and the messages in the day queue: what a write changes."""
+    counts = fetch_all(db, "SELECT " + ", ".join(
+        f"(SELECT count(*) FROM {table}) AS {table}" for table in TABLES))[0]
+    attrs = stack.sqs_client().get_queue_attributes(
+        QueueUrl=stack.env["SQS_QUEUE_URL"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+    counts["queued"] = sum(int(v) for v in attrs["Attributes"].values())
+    return counts
+
+
+@pytest.fixture
+def configure(app_module: Any):
+    """Change the in-process app's settings for one test: `configure(public_read=True)`.
+
+    The per-container clients built from the settings are rebuilt; all is restored after."""
+    import dataclasses
+    saved = dict(app_module._clients)
+
+    def apply(**fields: Any) -> Any:
+        settings = dataclasses.replace(app_module.get_settings(), **fields)
+        for derived in ("auth", "cors", "jobs", "worker", "dates", "sweeper"):
+            app_module._clients.pop(derived, None)
+        app_module._clients["settings"] = settings
+        return settings
+    yield apply
+    app_module._clients.clear()
+    app_module._clients.update(saved)
+
+
+class ChaliceLocal:
+    """One more `chalice local` on the stack's services, with some settings of its own."""
+
+    def __init__(self, stack: LocalStack, log_path: Any, **env: str):
+        import subprocess
+        import sys
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "ab")
+        command = [sys.executable, "-m", "devstack.chalice_local", "local", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--stage", "local", "--no-autoreload"]
+        from devstack.stack import ROOT
+        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **stack.env, **env},
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> "ChaliceLocal":
+        import requests
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "chalice local exited"
+            try:
+                requests.get(self.url + "/sync-status", timeout=2)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("chalice local did not start")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self._log.close()
