@@ -59,9 +59,12 @@ def _secret_object(text: str, arn: str) -> dict[str, Any]:
 def dsn_secrets(dsn: str) -> list[str]:
     """What in a DSN must not be shown: the DSN itself and its password, in every spelling."""
     found = [dsn]
-    # URL form, parsed by hand as well: a malformed URL may not parse.
-    for match in re.finditer(r"://[^:/@\s]*:([^@\s]*)@", dsn):
-        found.append(match.group(1))
+    # URL form, parsed by hand as well: a malformed URL may not parse. An unescaped `@`
+    # in the password makes it ambiguous: the shortest, the longest and its pieces.
+    for pattern in (r"//[^:/@\s]*:([^@\s]*)@", r"//[^:/@\s]*:(\S*)@"):
+        for match in re.finditer(pattern, dsn):
+            found.append(match.group(1))
+            found += match.group(1).split("@")
     try:
         password = urlsplit(dsn).password
     except ValueError:
