@@ -77,6 +77,7 @@ def dsn_secrets(dsn: str) -> list[str]:
         found.append(value)
         found.append(value.strip("'"))
     found += [unquote(value) for value in list(found)]
+    found += [part for value in found[1:] for part in value.split()]
     return [value for value in dict.fromkeys(found) if len(value) >= MIN_SECRET_CHARS]
 
 
