@@ -162,4 +162,4 @@ def test_dsn_secrets_finds_the_password_in_every_spelling():
         password = PASSWORD.replace("-", "%ZZ") if "%ZZ" in dsn else PASSWORD
         text = secrecy.redact(f"error near {dsn} and {password}", secrecy.dsn_secrets(dsn))
         assert password not in text, dsn
-    assert secrecy.dsn_secrets("postgresql://u:p%40ss-word@h/db")[1:] == ["p%40ss-word", "p@ss-word"]
+    assert {"p%40ss-word", "p@ss-word"} <= set(secrecy.dsn_secrets("postgresql://u:p%40ss-word@h/db"))
