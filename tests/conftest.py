@@ -193,14 +193,36 @@ class FaultLedger:
 LEDGER = FaultLedger()
 
 
+class FuzzLedger:
+    """What the fuzz of the published API sent and found (tests/test_fuzz.py)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.server_errors = 0
+        self.writes = 0
+
+    def line(self) -> str:
+        return f"fuzz: {self.requests} requests, {self.server_errors} 5xx, {self.writes} writes"
+
+
+FUZZ = FuzzLedger()
+
+
 @pytest.fixture(scope="session")
 def ledger() -> FaultLedger:
     return LEDGER
 
 
+@pytest.fixture(scope="session")
+def fuzz_ledger() -> FuzzLedger:
+    return FUZZ
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if LEDGER.rows_checked or LEDGER.faults or LEDGER.crashes or LEDGER.duplicated:
         terminalreporter.write_sep("-", LEDGER.line())
+    if FUZZ.requests:
+        terminalreporter.write_sep("-", FUZZ.line())
 
 
 # --- security suites: what a refusal must leave untouched, settings changed for a test ---
