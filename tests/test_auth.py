@@ -276,3 +276,26 @@ def test_make_serve_prints_the_page_address_with_the_token(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=120)
+
+
+def test_the_cli_sends_the_token_from_the_environment_or_the_file(stack, db, tmp_path, monkeypatch, capsys):
+    from devstack import progress_cli
+    from devstack.tokens import read_token
+    token_file = tmp_path / "api-token"
+    token_file.write_text(stack.api_token + "\n")
+    monkeypatch.delenv("STOCKSYNC_API_TOKEN", raising=False)
+    assert read_token(token_file) == stack.api_token
+    assert read_token(tmp_path / "missing") is None
+    monkeypatch.setenv("STOCKSYNC_API_TOKEN", READER_TOKEN)
+    assert read_token(token_file) == READER_TOKEN  # the environment wins
+    # A reader token cannot start a job: the CLI says what the API said.
+    assert progress_cli.main(["--api", stack.api_url, "2025-10-09", "2025-10-01", "--token-file",
+                              str(token_file)]) == 1
+    assert "HTTP 403" in capsys.readouterr().err
+    monkeypatch.delenv("STOCKSYNC_API_TOKEN")
+    answer = progress_cli.start_job(stack.api_url, "2025-10-09", "2025-10-01", lang="en",
+                                    token=read_token(token_file))
+    assert answer["http_status"] == 400  # signed in: the API's own check answers
+    assert progress_cli.main(["--api", stack.api_url, "2025-10-09", "2025-10-09", "--token-file",
+                              str(tmp_path / "missing")]) == 1
+    assert "no API token" in capsys.readouterr().err
