@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from chalice.app import Request, Response
 
-from chalicelib.auth import OPERATOR, PUBLIC, Authenticator
+from chalicelib.auth import PUBLIC, Authenticator
 from chalicelib.cors import CorsPolicy
 from chalicelib.errors import (Forbidden, InternalError, PayloadTooLarge, StocksyncError,
                                ValidationError, shorten)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from chalicelib.api import PREFLIGHT, access_of
-from chalicelib.auth import OPERATOR, PUBLIC, READER
+from chalicelib.auth import OPERATOR, READER
 
 BATCH = "/api/v1/sync-status/sync/batch"
 DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"

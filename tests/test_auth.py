@@ -11,14 +11,14 @@ import os
 import stat
 import subprocess
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
 from chalice.test import Client
 
 from chalicelib import api as api_module
-from chalicelib.auth import (OPERATOR, PUBLIC, READER, Authenticator, entry_for, hash_token,
+from chalicelib.auth import (OPERATOR, PUBLIC, READER, Authenticator, hash_token,
                              new_token, parse_tokens)
 from chalicelib.errors import ConfigError
 from devstack.tokens import LOCAL_TOKEN_NAME, local_operator_token
