@@ -106,7 +106,7 @@ def get_worker() -> DayWorker:
         source = TushareSource(make_client(settings.tushare_token, settings.tushare_api_url,
                                            settings.tushare_timeout_s), settings.tushare_token)
         return DayWorker(get_db(), source, TradingCalendar(get_db(), source), get_queue(),
-                         RetryPolicy.from_settings(settings))
+                         RetryPolicy.from_settings(settings), lease_s=settings.lease_s)
     return _client("worker", make)
 
 
@@ -116,7 +116,9 @@ def get_sweeper() -> Sweeper:
     def make() -> Sweeper:
         policy = SweepPolicy(stale_after_s=settings.stale_after_s,
                              unsent_after_s=settings.unsent_after_s,
-                             max_attempts=settings.max_attempts, max_enqueues=settings.max_attempts)
+                             lost_after_s=settings.lost_after_s,
+                             max_attempts=settings.max_attempts, max_enqueues=settings.max_attempts,
+                             retention_days=settings.job_retention_days)
         return Sweeper(get_db(), get_queue(), policy)
     return _client("sweeper", make)
 
@@ -223,7 +225,7 @@ def sync_day(event: Any) -> None:
 def dead_letter_day(event: Any) -> None:
     worker = get_worker()
     for record in event:
-        receives = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", 0))
+        receives = (record.to_dict().get("attributes") or {}).get("ApproximateReceiveCount")
         worker.handle_dead_letter(record.body, receives)
 
 

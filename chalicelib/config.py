@@ -48,6 +48,11 @@ class Settings:
     db_pool_size: int
     stale_after_s: float
     unsent_after_s: float
+    # Faults, round two: the day lease, lost messages, retention of ended jobs.
+    worker_timeout_s: float  # sync_day's lambda_timeout in .chalice/config.json
+    lease_margin_s: float
+    lost_after_s: float
+    job_retention_days: int  # 0: keep ended jobs forever
     # Security (README, "Security model").
     api_tokens: tuple[TokenEntry, ...] = ()
     public_read: bool = False
@@ -55,6 +60,11 @@ class Settings:
     max_body_bytes: int = 16 * 1024
     job_starts_per_hour: int = 30  # per token; 0: no limit
     forced_syncs_per_day: int = 10  # per token; 0: no limit
+
+    @property
+    def lease_s(self) -> float:
+        """How long a claimed day is its worker's: Lambda ends the worker by its timeout."""
+        return self.worker_timeout_s + self.lease_margin_s
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -74,6 +84,10 @@ class Settings:
             db_pool_size=int(env.get("DB_POOL_SIZE", "4")),
             stale_after_s=float(env.get("STALE_AFTER_S", "900")),
             unsent_after_s=float(env.get("UNSENT_AFTER_S", "60")),
+            worker_timeout_s=float(env.get("WORKER_TIMEOUT_S", "120")),
+            lease_margin_s=float(env.get("LEASE_MARGIN_S", "15")),
+            lost_after_s=float(env.get("LOST_AFTER_S", "120")),
+            job_retention_days=int(env.get("JOB_RETENTION_DAYS", "180")),
             api_tokens=parse_tokens(env.get("API_TOKENS")),
             public_read=env.get("PUBLIC_READ", "").strip().lower() in _TRUE,
             cors_allow_origins=parse_origins(env.get("CORS_ALLOW_ORIGINS")),

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack, StackError, StackOptions
 
 
 def main() -> int:
@@ -28,7 +28,12 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with LocalStack(options) as stack:
+    try:
+        stack = LocalStack(options).start()
+    except StackError as exc:
+        print(f"stocksync did not start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
         print(f"stocksync is up: API {stack.api_url}  (Ctrl-C stops everything)", flush=True)
         print(f"  open the page (it signs in with the token once): {stack.page_url}", flush=True)
         print(f"  try: curl -X POST {stack.api_url}/api/v1/sync-status/sync/batch "
@@ -36,6 +41,8 @@ def main() -> int:
               "-d '{\"start_date\": \"2025-10-01\", \"end_date\": \"2025-10-09\"}'", flush=True)
         stop.wait()
         print("stopping...", flush=True)
+    finally:
+        stack.stop()
     return 0
 
 

@@ -19,9 +19,10 @@ from devstack.stack import LocalStack, StackOptions
 # Each test starts from an empty queue: let moto purge more than once a minute.
 os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
 
-# Small limits so retries and redeliveries happen within a test's patience.
+# Small limits so retries and redeliveries happen within a test's patience. A day's
+# lease is WORKER_TIMEOUT_S + LEASE_MARGIN_S: 8 s, far more than a day takes here.
 TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
-                 "TUSHARE_TIMEOUT_S": "1"}
+                 "TUSHARE_TIMEOUT_S": "1", "WORKER_TIMEOUT_S": "6", "LEASE_MARGIN_S": "2"}
 # A reader token next to the stack's own operator token (LocalStack.api_token).
 # pytest imports this file as `conftest` and the tests as `tests.conftest`: one token for both.
 READER_TOKEN = os.environ.setdefault("STOCKSYNC_TEST_READER_TOKEN", new_token())
@@ -163,6 +164,18 @@ class Drainer:
         assert progress["status"] != "running", f"job still running after {timeout_s}s: {progress}"
         return progress
 
+    def drain(self, timeout_s: float = 60) -> int:
+        """Handle messages until the queue holds none, visible, in flight or delayed (a
+        delivery that found a live lease comes back when that lease ends)."""
+        handled = 0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.loop.poll_once(wait_s=1):
+                handled += 1
+            elif not any(self._app.get_queue().counts().values()):
+                return handled
+        raise AssertionError(f"the queue still holds messages after {timeout_s}s")
+
     def handle(self, count: int) -> int:
         """Handle up to `count` messages, one by one; returns how many were received."""
         handled = 0
@@ -183,11 +196,23 @@ class FaultLedger:
         self.rows_checked = 0
         self.rows_lost = 0
         self.rows_duplicated = 0
+        self.poison_consumed = 0
+        self.stragglers_settled = 0
+        self.database_return_s: float | None = None  # until the batch moved again
+        self.message_loss_s: float | None = None  # until the batch moved again
 
     def line(self) -> str:
         return (f"fault suite: deliveries duplicated: {self.duplicated}, crashes injected: "
                 f"{self.crashes}, faults injected: {self.faults}, rows checked: {self.rows_checked}, "
-                f"rows lost = {self.rows_lost}, rows duplicated = {self.rows_duplicated}")
+                f"rows lost = {self.rows_lost}, rows duplicated = {self.rows_duplicated}, "
+                f"poison bodies consumed: {self.poison_consumed}, "
+                f"stragglers settled: {self.stragglers_settled}, "
+                f"seconds from database return to the batch moving again: {_seconds(self.database_return_s)}, "
+                f"seconds from message loss to recovery: {_seconds(self.message_loss_s)}")
+
+
+def _seconds(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.1f}"
 
 
 LEDGER = FaultLedger()
@@ -219,7 +244,8 @@ def fuzz_ledger() -> FuzzLedger:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if LEDGER.rows_checked or LEDGER.faults or LEDGER.crashes or LEDGER.duplicated:
+    if (LEDGER.rows_checked or LEDGER.faults or LEDGER.crashes or LEDGER.duplicated
+            or LEDGER.poison_consumed or LEDGER.stragglers_settled):
         terminalreporter.write_sep("-", LEDGER.line())
     if FUZZ.requests:
         terminalreporter.write_sep("-", FUZZ.line())

@@ -49,11 +49,13 @@ DB_CONNECTION_BUDGET = 20
 # deploy/terraform/stocksync.tf.json).
 QUEUE_ACCESS = {
     "APIHandler": {"DayQueue": {"sqs:SendMessage", "sqs:GetQueueUrl"}},
+    # SendMessage: a worker that finds the database down hands its day to a fresh, delayed copy.
     "SyncDay": {"DayQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                             "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"}},
+                             "sqs:ChangeMessageVisibility", "sqs:SendMessage", "sqs:GetQueueUrl"}},
     "DeadLetterDay": {"DeadLetterQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage",
                                           "sqs:GetQueueAttributes"}},
-    "SweepStuckDays": {"DayQueue": {"sqs:SendMessage", "sqs:GetQueueUrl"}},
+    # GetQueueAttributes: an empty queue under a quiet job means its messages are lost.
+    "SweepStuckDays": {"DayQueue": {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}},
     "Migrate": {},
 }
 # The settings each function reads that a deploy supplies (the rest: config.json). No
