@@ -305,14 +305,17 @@ RETURNING d.task_id, d.day
 
 -- prune_ended_jobs --
 -- Delete a batch of jobs that ended more than the retention ago, oldest first (their days go by the foreign key's cascade).
-DELETE FROM sync_jobs
-WHERE task_id IN (
-    SELECT task_id FROM sync_jobs
-    WHERE status IN ('completed', 'cancelled')
-      AND finished_at < now() - make_interval(days => %(retention_days)s)
-    ORDER BY finished_at
-    LIMIT %(limit)s)
-RETURNING task_id
+WITH pruned AS (
+    DELETE FROM sync_jobs
+    WHERE task_id IN (
+        SELECT task_id FROM sync_jobs
+        WHERE status IN ('completed', 'cancelled')
+          AND finished_at < now() - make_interval(days => %(retention_days)s)
+        ORDER BY finished_at
+        LIMIT %(limit)s)
+    RETURNING task_id, finished_at)
+-- RETURNING keeps no order of its own: report them oldest first, as they were chosen.
+SELECT task_id FROM pruned ORDER BY finished_at, task_id
 
 -- fail_day_dead_lettered --
 -- A day whose message SQS gave up on: failed (a cancelled job's day: a cancelled skip), unless a delivery settled it meanwhile.
