@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) .stocksync .pytest_cache .chalice/deployments
+	rm -rf $(VENV) .stocksync .pytest_cache .hypothesis .chalice/deployments
 
 # --- AWS (issue 5; docs/deploy.md) ------------------------------------------
 # make package STAGE=prod [FORMAT="sam terraform"] [OUT=dir]  build (default .stocksync/package/STAGE)

@@ -11,8 +11,8 @@ SELECT task_id FROM sync_jobs WHERE status = 'running' LIMIT 1
 
 -- insert_job --
 -- A new running job; nothing when the task id is taken (the caller picks another).
-INSERT INTO sync_jobs (task_id, start_date, end_date, force, message)
-VALUES (%(task_id)s, %(start_date)s, %(end_date)s, %(force)s, %(message)s)
+INSERT INTO sync_jobs (task_id, start_date, end_date, force, message, created_by)
+VALUES (%(task_id)s, %(start_date)s, %(end_date)s, %(force)s, %(message)s, %(created_by)s)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING task_id
 
@@ -145,7 +145,7 @@ RETURNING j.task_id
 -- cancel_job --
 -- Stop a running job: its days not yet started are skipped, running ones may finish.
 UPDATE sync_jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
-       message = %(message)s
+       message = %(message)s, cancelled_by = %(cancelled_by)s
 WHERE task_id = %(task_id)s AND status = 'running'
 RETURNING task_id
 
@@ -228,7 +228,7 @@ WHERE (b.open, b.high, b.low, b.close, b.pre_close, b.change, b.pct_chg, b.vol, 
 -- recent_jobs --
 -- The newest jobs with their counts, for the history list.
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
-       j.created_at, j.finished_at,
+       j.created_at, j.finished_at, j.created_by, j.cancelled_by,
        count(d.day) AS total,
        count(d.day) FILTER (WHERE d.status = 'success') AS success,
        count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
@@ -305,14 +305,17 @@ RETURNING d.task_id, d.day
 
 -- prune_ended_jobs --
 -- Delete a batch of jobs that ended more than the retention ago, oldest first (their days go by the foreign key's cascade).
-DELETE FROM sync_jobs
-WHERE task_id IN (
-    SELECT task_id FROM sync_jobs
-    WHERE status IN ('completed', 'cancelled')
-      AND finished_at < now() - make_interval(days => %(retention_days)s)
-    ORDER BY finished_at
-    LIMIT %(limit)s)
-RETURNING task_id
+WITH pruned AS (
+    DELETE FROM sync_jobs
+    WHERE task_id IN (
+        SELECT task_id FROM sync_jobs
+        WHERE status IN ('completed', 'cancelled')
+          AND finished_at < now() - make_interval(days => %(retention_days)s)
+        ORDER BY finished_at
+        LIMIT %(limit)s)
+    RETURNING task_id, finished_at)
+-- RETURNING keeps no order of its own: report them oldest first, as they were chosen.
+SELECT task_id FROM pruned ORDER BY finished_at, task_id
 
 -- fail_day_dead_lettered --
 -- A day whose message SQS gave up on: failed (a cancelled job's day: a cancelled skip), unless a delivery settled it meanwhile.
@@ -346,3 +349,20 @@ LEFT JOIN synced_dates s ON s.trade_date = g.day::date
 LEFT JOIN trade_calendar c ON c.exchange = %(exchange)s AND c.cal_date = g.day::date
 LEFT JOIN latest l ON l.day = g.day::date
 ORDER BY g.day
+
+-- write_budget --
+-- A token's job starts in the last hour and forced ones in the last day, and when the oldest of each that counts against its limit leaves the window (run under the creation lock).
+WITH mine AS (
+    SELECT created_at, force FROM sync_jobs
+    WHERE created_by = %(name)s AND created_at > now() - interval '1 day'
+), hour AS (
+    SELECT created_at FROM mine WHERE created_at > now() - interval '1 hour'
+    ORDER BY created_at DESC OFFSET greatest(%(starts_limit)s - 1, 0) LIMIT 1
+), day AS (
+    SELECT created_at FROM mine WHERE force
+    ORDER BY created_at DESC OFFSET greatest(%(forced_limit)s - 1, 0) LIMIT 1
+)
+SELECT (SELECT count(*) FROM mine WHERE created_at > now() - interval '1 hour') AS starts,
+       (SELECT count(*) FROM mine WHERE force) AS forced,
+       ceil(extract(epoch FROM (SELECT created_at FROM hour) + interval '1 hour' - now())) AS starts_retry_s,
+       ceil(extract(epoch FROM (SELECT created_at FROM day) + interval '1 day' - now())) AS forced_retry_s

@@ -21,6 +21,7 @@ import requests
 
 from devstack.services import (LOCAL_AWS_ENV, EmbeddedPostgres, LocalSQS, create_day_queues,
                                free_port, sqs_client)
+from devstack.tokens import LOCAL_TOKEN_NAME, local_operator_token
 from devstack.worker_loop import WorkerLoop
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,26 @@ class LocalStack:
         self._sweeper: threading.Thread | None = None
         self.api_process: subprocess.Popen[bytes] | None = None
         self.dlq_url: str | None = None
+        self.api_token = ""  # the operator token (data_dir/api-token, or STOCKSYNC_API_TOKEN)
         # Stops what this process started should it die without stopping it (devstack.reaper).
         self._reaper: subprocess.Popen[bytes] | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.options.port}"
+
+    @property
+    def page_url(self) -> str:
+        """The page, handing it the operator token once (the page keeps it for the session)."""
+        return f"{self.api_url}/sync-status#token={self.api_token}"
+
+    def _api_tokens(self) -> str:
+        """API_TOKENS: the stack's operator token's entry, plus any the caller configured."""
+        from chalicelib.auth import OPERATOR, entry_for
+        self.api_token = local_operator_token(self.options.data_dir)
+        own = entry_for(LOCAL_TOKEN_NAME, OPERATOR, self.api_token).line()
+        given = [os.environ.get("API_TOKENS", ""), self.options.env.get("API_TOKENS", "")]
+        return ",".join(filter(None, [own, *given]))
 
     def start(self) -> "LocalStack":
         try:
@@ -95,6 +110,7 @@ class LocalStack:
         env.update(self._start_queue())
         env.update(self._start_tushare())
         env.update(opts.env)
+        env["API_TOKENS"] = self._api_tokens()
         self.env = env
         os.environ.update(env)
 

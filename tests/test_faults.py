@@ -75,7 +75,8 @@ def test_fifty_concurrent_posts_create_exactly_one_job(stack, db):
         start = date(2025, 1, 1) + timedelta(days=i)
         body = {"start_date": start.isoformat(), "end_date": (start + timedelta(days=5)).isoformat()}
         barrier.wait()
-        return requests.post(stack.api_url + BATCH, json=body, timeout=60).status_code
+        return requests.post(stack.api_url + BATCH, json=body, timeout=60,
+                             headers={"Authorization": f"Bearer {stack.api_token}"}).status_code
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         codes = list(pool.map(post, range(50)))
@@ -324,7 +325,8 @@ def test_database_restart_mid_batch_gives_503_then_the_batch_completes(
     stack.postgres.halt()
     ledger.crashes += 1
     try:
-        answer = requests.get(f"{stack.api_url}{BATCH}/progress/{task_id}", timeout=30)
+        answer = requests.get(f"{stack.api_url}{BATCH}/progress/{task_id}", timeout=30,
+                              headers={"Authorization": f"Bearer {stack.api_token}"})
         assert answer.status_code == 503
         assert answer.json()["status"] == "error" and answer.json()["code"] == "database_unavailable"
         assert answer.json()["message"] == "数据库暂时不可用，请稍后重试"
@@ -335,7 +337,8 @@ def test_database_restart_mid_batch_gives_503_then_the_batch_completes(
         stack.postgres.resume()
     final = run_to_end(workers, task_id)
     assert (final["success"], final["failed"], final["skipped"]) == (4, 0, 8)
-    assert requests.get(f"{stack.api_url}{BATCH}/progress/{task_id}", timeout=30).status_code == 200
+    assert requests.get(f"{stack.api_url}{BATCH}/progress/{task_id}", timeout=30,
+                        headers={"Authorization": f"Bearer {stack.api_token}"}).status_code == 200
     check_rows(db, stack, source, ledger, TRADING)
 
 

@@ -53,9 +53,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def operator_token(stack: Any) -> str:
-    """The local stack's operator token (issue 9's LocalStack.api_token); any token while the
-    API takes none."""
-    return getattr(stack, "api_token", None) or "dev-token"
+    """The local stack's operator token, as `make serve` hands it to the page."""
+    return stack.api_token
 
 
 def auth_headers(token: str) -> dict[str, str]:
@@ -65,9 +64,8 @@ def auth_headers(token: str) -> dict[str, str]:
 class PageRun:
     """A browser tab on the page, with what it logged and requested."""
 
-    def __init__(self, page: Any, base_url: str, token: str, shots: Path, has_whoami: bool):
+    def __init__(self, page: Any, base_url: str, token: str, shots: Path):
         self.page = page
-        self.has_whoami = has_whoami
         self.base_url = base_url
         self.token = token
         self.shots = shots
@@ -87,10 +85,6 @@ class PageRun:
     def _console(self, message: Any) -> None:
         # The browser logs every 4xx it receives; the tests cause 400s, 401s and 409s on purpose.
         if message.type != "error" or message.text.startswith("Failed to load resource"):
-            return
-        # Until the API has sign-in (issue 9) whoami is no route, and the gateway's 403 for it
-        # carries no CORS header: a page on another origin cannot read it (and copes).
-        if not self.has_whoami and "/whoami" in message.text and "CORS policy" in message.text:
             return
         self.errors.append(message.text)
 
@@ -130,8 +124,7 @@ def new_tab(browser: Any, stack: Any, db: Any, operator_token: str, tmp_path: Pa
     def make(viewport: dict[str, int] = DESKTOP, **options: Any) -> PageRun:
         context = browser.new_context(viewport=viewport, locale="zh-CN", **options)
         contexts.append(context)
-        runs.append(PageRun(context.new_page(), stack.api_url, operator_token, shots,
-                            has_whoami=bool(getattr(stack, "api_token", None))))
+        runs.append(PageRun(context.new_page(), stack.api_url, operator_token, shots))
         return runs[-1]
     yield make
     for context in contexts:
@@ -523,12 +516,14 @@ def test_the_page_and_its_modules_are_served_with_their_types_and_headers(stack,
 def test_page_api_origins_take_origins_only():
     """What PAGE_API_ORIGINS names goes into a CSP header: only scheme://host[:port] passes."""
     from chalicelib.config import Settings, parse_origins
+    from chalicelib.errors import ConfigError
     assert parse_origins("") == ()
     assert parse_origins(" https://A.example.com/ ,http://127.0.0.1:8000,https://a.example.com") == (
         "https://a.example.com", "http://127.0.0.1:8000")
     for bad in ("*", "https://a.example.com/api", "https://a.example.com; script-src *",
                 "javascript:alert(1)", "a.example.com", "https://a b.com"):
-        assert parse_origins(bad) == (), bad
+        with pytest.raises(ConfigError):
+            parse_origins(bad, "PAGE_API_ORIGINS")
     assert Settings.from_env({"PAGE_API_ORIGINS": "https://x.example"}).page_api_origins == ("https://x.example",)
     assert Settings.from_env({}).page_api_origins == ()
 
@@ -547,12 +542,7 @@ def test_the_token_in_the_address_is_kept_for_the_session_and_sent(tab, stack, d
     assert page.evaluate("sessionStorage.getItem('stocksync.token')") == tab.token
     api = [headers for url, headers in tab.headers if "/api/v1/" in url]
     assert api and all(h.get("authorization") == f"Bearer {tab.token}" for h in api)
-    # This API has sign-in (issue 9) or has none (whoami is not a route): the page says which.
-    status = page.locator("#session-status")
-    if getattr(stack, "api_token", None):
-        expect(status).to_have_text(re.compile("^已登录："))
-    else:
-        expect(status).to_have_text("无需登录")
+    expect(page.locator("#session-status")).to_have_text(re.compile("^已登录："))
     # A reload keeps the session; a new tab would not (sessionStorage).
     page.reload()
     assert page.evaluate("sessionStorage.getItem('stocksync.token')") == tab.token
