@@ -26,23 +26,28 @@ test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Debian's chromium for the page's browser tests (tests/test_page.py, Playwright drives it;
-# never `playwright install`). Needs root or password-less sudo; without it those tests skip.
+# never `playwright install`), and a CJK font so the page's Chinese is drawn, not boxes, in
+# screenshots. Needs root or password-less sudo; without it those tests skip.
+CJK_FONT := fonts-wqy-zenhei
+CJK_FONT_FILE := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
 .PHONY: browser
 browser:
-	@test -x /usr/bin/chromium || { \
+	@missing=""; test -x /usr/bin/chromium || missing="chromium"; \
+	  { fc-list :lang=zh 2>/dev/null | grep -q . || test -e $(CJK_FONT_FILE); } || missing="$$missing $(CJK_FONT)"; \
+	  test -n "$$missing" || exit 0; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
 	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
-	  else echo "make browser: not root and no sudo: tests/test_page.py will skip"; exit 0; fi; \
-	  command -v apt-get >/dev/null || { echo "make browser: no apt-get: tests/test_page.py will skip"; exit 0; }; \
-	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
-	    || echo "make browser: chromium was not installed: tests/test_page.py will skip"; }
+	  else echo "make browser: not root and no sudo, cannot install$$missing: tests/test_page.py may skip"; exit 0; fi; \
+	  command -v apt-get >/dev/null || { echo "make browser: no apt-get, cannot install$$missing: tests/test_page.py may skip"; exit 0; }; \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing \
+	    || echo "make browser: could not install$$missing: tests/test_page.py may skip"
 
 # make bench SCALE=13e6: also with 13 M rows of history preloaded (bench/README.md; ~3 min more).
 bench: $(STAMP)
 	$(PY) -m bench.run $(if $(SCALE),--scale $(SCALE))
 
 clean:
-	rm -rf $(VENV) .stocksync .pytest_cache .chalice/deployments
+	rm -rf $(VENV) .stocksync .pytest_cache .hypothesis .chalice/deployments
 
 # --- AWS (issue 5; docs/deploy.md) ------------------------------------------
 # make package STAGE=prod [FORMAT="sam terraform"] [OUT=dir]  build (default .stocksync/package/STAGE)

@@ -7,22 +7,27 @@ a warm Lambda reuses its connections.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from typing import Any
 
 import boto3
 from chalice import Chalice, Rate, Response
 
-from chalicelib import api
+from chalicelib import api, openapi, secrecy
+from chalicelib.auth import OPERATOR, READER, Authenticator, Principal
 from chalicelib.config import DAY_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME, Settings, market_today
+from chalicelib.cors import CorsPolicy
 from chalicelib.dates import DateStates, parse_date_range
 from chalicelib.db import Database
+from chalicelib.errors import NotFound
 from chalicelib.jobs import JobService
+from chalicelib.limits import WriteLimits
 from chalicelib.queue import DayQueue
 from chalicelib.source import TushareSource, make_client
 from chalicelib.sweeper import Sweeper, SweepPolicy
 from chalicelib.trading_calendar import TradingCalendar
-from chalicelib.validation import parse_json_body, validate_batch_request
+from chalicelib.validation import is_task_id, parse_json_body, validate_batch_request
 from chalicelib.webpage import asset_response
 from chalicelib.worker import DayWorker, RetryPolicy
 
@@ -46,7 +51,22 @@ def _client(name: str, make: Any) -> Any:
 
 
 def get_settings() -> Settings:
-    return _client("settings", Settings.from_env)
+    def make() -> Settings:
+        # Deployed, SECRETS_ARN names the Secrets Manager secrets to read, once per container.
+        env = secrecy.environment_with_secrets(os.environ, lambda: boto3.client(
+            "secretsmanager", region_name=os.environ.get("AWS_REGION") or None))
+        settings = Settings.from_env(env)
+        secrecy.register(*secrecy.dsn_secrets(settings.database_url), settings.tushare_token)
+        return settings
+    return _client("settings", make)
+
+
+def get_authenticator() -> Authenticator:
+    return _client("auth", lambda: Authenticator(get_settings().api_tokens, get_settings().public_read))
+
+
+def get_cors() -> CorsPolicy:
+    return _client("cors", lambda: CorsPolicy(get_settings().cors_allow_origins))
 
 
 def get_db() -> Database:
@@ -72,7 +92,8 @@ def get_queue() -> DayQueue:
 
 
 def get_jobs() -> JobService:
-    return _client("jobs", lambda: JobService(get_db(), get_queue()))
+    return _client("jobs", lambda: JobService(get_db(), get_queue(),
+                                              limits=WriteLimits.from_settings(get_settings())))
 
 
 def get_dates() -> DateStates:
@@ -84,9 +105,9 @@ def get_worker() -> DayWorker:
 
     def make() -> DayWorker:
         source = TushareSource(make_client(settings.tushare_token, settings.tushare_api_url,
-                                           settings.tushare_timeout_s))
+                                           settings.tushare_timeout_s), settings.tushare_token)
         return DayWorker(get_db(), source, TradingCalendar(get_db(), source), get_queue(),
-                         RetryPolicy.from_settings(settings))
+                         RetryPolicy.from_settings(settings), lease_s=settings.lease_s)
     return _client("worker", make)
 
 
@@ -96,66 +117,102 @@ def get_sweeper() -> Sweeper:
     def make() -> Sweeper:
         policy = SweepPolicy(stale_after_s=settings.stale_after_s,
                              unsent_after_s=settings.unsent_after_s,
-                             max_attempts=settings.max_attempts, max_enqueues=settings.max_attempts)
+                             lost_after_s=settings.lost_after_s,
+                             max_attempts=settings.max_attempts, max_enqueues=settings.max_attempts,
+                             retention_days=settings.job_retention_days)
         return Sweeper(get_db(), get_queue(), policy)
     return _client("sweeper", make)
 
 
-json_api = api.json_api(lambda: app.current_request)
+# Every API view declares, next to its route, the role a caller needs: `operator` for
+# every write, `reader` for reads (PUBLIC_READ=true opens those). chalicelib.api
+# checks it before the view runs; tests/test_auth.py tries every route of this table.
+json_api = api.JsonApi(lambda: app.current_request, get_authenticator, get_cors,
+                       lambda: get_settings().max_body_bytes)
+app.register_middleware(api.middleware(get_cors), "http")
 
 
-@app.route(BATCH, methods=["POST"], cors=True,
-           content_types=BODY_TYPES)
-@json_api
-def start_batch_sync() -> dict[str, Any]:
+def _task_id(value: str) -> str:
+    # A path parameter reaches SQL only in the shape of a task id; any other names no task.
+    if not is_task_id(value):
+        raise NotFound.task(value)
+    return value
+
+
+@app.route(BATCH, methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def start_batch_sync(principal: Principal) -> dict[str, Any]:
     body = parse_json_body(app.current_request.raw_body)
     request = validate_batch_request(body, market_today(), get_settings().max_range_days)
-    created = get_jobs().create(request)
+    created = get_jobs().create(request, created_by=principal.name)
     return {"task_id": created.task_id, "total_days": created.total_days,
             "message": created.message}
 
 
-@app.route(BATCH + "/progress/{task_id}", methods=["GET"], cors=True)
-@json_api
+@app.route(BATCH + "/progress/{task_id}", methods=["GET"])
+@json_api(role=READER)
 def batch_progress(task_id: str) -> dict[str, Any]:
+    task_id = _task_id(task_id)
     return get_jobs().progress(task_id).as_json()
 
 
-@app.route(BATCH + "/cancel/{task_id}", methods=["POST"], cors=True,
-           content_types=BODY_TYPES)
-@json_api
-def cancel_batch_sync(task_id: str) -> dict[str, Any]:
-    return get_jobs().cancel(task_id).as_json()
+@app.route(BATCH + "/cancel/{task_id}", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def cancel_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
+    task_id = _task_id(task_id)
+    return get_jobs().cancel(task_id, cancelled_by=principal.name).as_json()
 
 
-@app.route(BATCH + "/days/{task_id}", methods=["GET"], cors=True)
-@json_api
+@app.route(BATCH + "/days/{task_id}", methods=["GET"])
+@json_api(role=READER)
 def batch_days(task_id: str) -> list[dict[str, Any]]:
+    task_id = _task_id(task_id)
     return get_jobs().days(task_id)
 
 
-@app.route(BATCH + "/jobs", methods=["GET"], cors=True)
-@json_api
+@app.route(BATCH + "/jobs", methods=["GET"])
+@json_api(role=READER)
 def recent_jobs() -> list[dict[str, Any]]:
     return get_jobs().recent()
 
 
+@app.route("/api/v1/sync-status/whoami", methods=["GET"])
+@json_api(role=READER)
+def whoami(principal: Principal) -> dict[str, Any]:
+    return {"name": principal.name, "role": principal.role,
+            "public_read": get_authenticator().public_read}
+
+
+@app.route("/api/v1/openapi.json", methods=["GET"])
+@json_api(role=READER)
+def openapi_document() -> dict[str, Any]:
+    return openapi.describe(app.routes)
+
+
 # The sync page (chalicelib/page/): its calendar's endpoint, the page and its files.
-@app.route("/api/v1/sync-status/dates", methods=["GET"], cors=True)
-@json_api
+@app.route("/api/v1/sync-status/dates", methods=["GET"])
+@json_api(role=READER)
 def date_states() -> dict[str, Any]:
     dates = parse_date_range(app.current_request.query_params)
     return get_dates().report(dates, market_today(), get_settings().max_range_days).as_json()
 
 
 @app.route("/sync-status", methods=["GET"])
+@api.public
 def sync_status_page() -> Response:
-    return asset_response("index.html", app.current_request)
+    return asset_response("index.html", app.current_request, get_settings().page_api_origins)
 
 
 @app.route("/sync-status/{name}", methods=["GET"])
+@api.public
 def sync_status_file(name: str) -> Response:
-    return asset_response(name, app.current_request)
+    return asset_response(name, app.current_request, get_settings().page_api_origins)
+
+
+# CORS preflight for every path, answered by the app (closed unless CORS_ALLOW_ORIGINS).
+for _number, (_path, _methods) in enumerate(sorted(app.routes.items())):
+    app.route(_path, methods=["OPTIONS"], name=f"preflight_{_number}")(
+        json_api.preflight(sorted(_methods)))
 
 
 @app.on_sqs_message(queue=DAY_QUEUE_NAME, batch_size=1, maximum_concurrency=WORKER_MAX_CONCURRENCY)
@@ -169,7 +226,7 @@ def sync_day(event: Any) -> None:
 def dead_letter_day(event: Any) -> None:
     worker = get_worker()
     for record in event:
-        receives = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", 0))
+        receives = (record.to_dict().get("attributes") or {}).get("ApproximateReceiveCount")
         worker.handle_dead_letter(record.body, receives)
 
 
@@ -181,7 +238,8 @@ def sweep_stuck_days(event: Any) -> None:
 @app.lambda_function(name="migrate")
 def migrate(event: Any, context: Any) -> dict[str, Any]:
     """Apply pending SQL migrations: `aws lambda invoke --function-name stocksync-<stage>-migrate`."""
-    # Not get_db(): it migrates on first use and would leave nothing to report.
+    # Not get_db(): it migrates on first use and would leave nothing to report. A failure
+    # raises ServiceUnavailable, whose text and cause hold nothing of the DSN.
     db = Database(get_settings().database_url, 1)
     try:
         return {"applied": db.migrate()}

@@ -34,9 +34,25 @@ def bench_stack() -> Iterator[LocalStack]:
     os.environ.setdefault("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
     with tempfile.TemporaryDirectory(prefix="stocksync-bench-") as tmp:
         options = StackOptions(data_dir=Path(tmp), port=free_port(), workers=0, api=True,
-                               api_log=Path(tmp) / "api.log")
+                               api_log=Path(tmp) / "api.log",
+                               env={"JOB_STARTS_PER_HOUR": "0", "FORCED_SYNCS_PER_DAY": "0"})
+        given = os.environ.get("STOCKSYNC_API_TOKEN")
         with LocalStack(options) as stack:
-            yield stack
+            # The operator token, for the groups' requests and their child processes.
+            os.environ["STOCKSYNC_API_TOKEN"] = stack.api_token
+            try:
+                yield stack
+            finally:
+                if given is None:
+                    os.environ.pop("STOCKSYNC_API_TOKEN", None)
+                else:
+                    os.environ["STOCKSYNC_API_TOKEN"] = given
+
+
+def auth() -> dict[str, str]:
+    """The Authorization header of the bench stack's operator token."""
+    from devstack.progress_cli import auth_headers
+    return auth_headers(None)
 
 
 def quiet_logs() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from bench.common import BATCH, Timer, median, reset, trading_days
+from bench.common import BATCH, Timer, auth, median, reset, trading_days
 
 END = date(2025, 10, 31)
 DAYS = 90
@@ -24,6 +24,7 @@ def sync_range(api_url: str, start: date, end: date, poll_s: float = 0.05,
                timeout_s: float = 300) -> tuple[dict[str, Any], float]:
     """POST a batch and poll its progress until it stops running: (progress, seconds)."""
     with requests.Session() as http, Timer() as timer:
+        http.headers.update(auth())
         answer = http.post(api_url + BATCH, timeout=30,
                            json={"start_date": start.isoformat(), "end_date": end.isoformat()})
         answer.raise_for_status()

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from bench.common import BATCH, ROOT, SAMPLE_DAY, median, reset
+from bench.common import BATCH, ROOT, SAMPLE_DAY, auth, median, reset
 
 
 def _status_mb(field: str) -> float | None:
@@ -61,7 +61,7 @@ def run(stack: Any, repeats: int = 3, day: date = SAMPLE_DAY) -> dict[str, Any]:
     peaks, imports, rows = [], [], []
     for _ in range(repeats):
         reset(stack)
-        answer = requests.post(stack.api_url + BATCH, timeout=30, json={
+        answer = requests.post(stack.api_url + BATCH, timeout=30, headers=auth(), json={
             "start_date": day.isoformat(), "end_date": day.isoformat()})
         answer.raise_for_status()
         task_id = answer.json()["data"]["task_id"]
@@ -71,7 +71,8 @@ def run(stack: Any, repeats: int = 3, day: date = SAMPLE_DAY) -> dict[str, Any]:
         if done.returncode != 0:
             raise RuntimeError(f"memory child failed: {done.stderr[-2000:]}")
         report = json.loads(done.stdout.strip().splitlines()[-1])
-        final = requests.get(f"{stack.api_url}{BATCH}/progress/{task_id}", timeout=30).json()["data"]
+        final = requests.get(f"{stack.api_url}{BATCH}/progress/{task_id}", timeout=30,
+                             headers=auth()).json()["data"]
         if report["handled"] != 1 or final["success"] != 1:
             raise RuntimeError(f"the memory child did not sync {day}: {report} {final}")
         peaks.append(report["peak_mb"])

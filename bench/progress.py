@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from bench.common import BATCH, ROOT, median, percentile, reset, trading_days
+from bench.common import BATCH, ROOT, auth, median, percentile, reset, trading_days
 from bench.e2e import DAYS, END, start_workers
 
 POLLERS = 50
@@ -46,6 +46,7 @@ def poll(api_url: str, task_id: str, pollers: int = POLLERS, interval_s: float =
     def poller(seed: int) -> None:
         mine: list[float] = []
         with requests.Session() as http:
+            http.headers.update(auth())
             barrier.wait()
             due = time.monotonic() + random.Random(seed).uniform(0, interval_s)
             while not done.is_set() and time.monotonic() < deadline:
@@ -97,14 +98,15 @@ def _batches(stack: Any, pollers: int, interval_s: float, repeats: int, workers:
         reset(stack)
         loop = start_workers(stack, workers)
         try:
-            answer = requests.post(stack.api_url + BATCH, timeout=30, json={
+            answer = requests.post(stack.api_url + BATCH, timeout=30, headers=auth(), json={
                 "start_date": start.isoformat(), "end_date": end.isoformat()})
             answer.raise_for_status()
             task_id = answer.json()["data"]["task_id"]
             polled = _poll_in_child(stack.api_url, task_id, pollers, interval_s)
         finally:
             loop.stop()
-        final = requests.get(f"{stack.api_url}{BATCH}/progress/{task_id}", timeout=30).json()["data"]
+        final = requests.get(f"{stack.api_url}{BATCH}/progress/{task_id}", timeout=30,
+                             headers=auth()).json()["data"]
         if final["status"] != "completed" or final["success"] != expected:
             raise RuntimeError(f"the polled batch did not complete: {final}")
         latencies += polled["latencies_s"]

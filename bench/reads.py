@@ -32,14 +32,14 @@ from typing import Any
 import requests
 
 from bench import history, synth
-from bench.common import BATCH, ROOT, median, percentile, reset
+from bench.common import BATCH, ROOT, auth, median, percentile, reset
 from bench.e2e import DAYS, END, start_workers
 
 # The read queries before issue 11 (the tests' references too): each aggregated or sorted
 # every job's days.
 RECENT_JOBS_BEFORE = """
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
-       j.created_at, j.finished_at,
+       j.created_at, j.finished_at, j.created_by, j.cancelled_by,
        count(d.day) AS total,
        count(d.day) FILTER (WHERE d.status = 'success') AS success,
        count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
@@ -73,15 +73,6 @@ DATES = "/api/v1/sync-status/dates"
 DATES_DAYS = 400
 
 
-def auth_headers() -> dict[str, str]:
-    """The operator token's header where the stack has one (API auth), else none."""
-    try:
-        from bench.common import auth  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    return auth()
-
-
 def urls(api_url: str, task_id: str, end: date = END) -> dict[str, str]:
     start = end - timedelta(days=DATES_DAYS - 1)
     return {"progress": f"{api_url}{BATCH}/progress/{task_id}",
@@ -97,7 +88,7 @@ def poll(route_urls: dict[str, str], pollers: int, interval_s: float,
     errors: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(pollers)
-    headers = auth_headers()
+    headers = auth()
 
     def poller(index: int) -> None:
         route = ROUTES[index % len(ROUTES)]
@@ -245,7 +236,7 @@ def run(stack: Any, scale: float = 0, jobs: int = 10_000, pollers: int = 50,
         start = end - timedelta(days=days - 1)
         loop = start_workers(stack, workers)
         try:
-            answer = requests.post(stack.api_url + BATCH, timeout=30, headers=auth_headers(), json={
+            answer = requests.post(stack.api_url + BATCH, timeout=30, headers=auth(), json={
                 "start_date": start.isoformat(), "end_date": end.isoformat()})
             answer.raise_for_status()
             task_id = answer.json()["data"]["task_id"]
@@ -253,7 +244,7 @@ def run(stack: Any, scale: float = 0, jobs: int = 10_000, pollers: int = 50,
         finally:
             loop.stop()
         # A batch the polling outlasted is done; one it did not is stopped, as a user would.
-        requests.post(f"{stack.api_url}{BATCH}/cancel/{task_id}", timeout=30, headers=auth_headers())
+        requests.post(f"{stack.api_url}{BATCH}/cancel/{task_id}", timeout=30, headers=auth())
     else:
         task_id = _newest_job(stack)
         polled = _poll_in_child(urls(stack.api_url, task_id, end), pollers, interval_s, seconds)

@@ -15,6 +15,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from chalicelib.errors import ServiceUnavailable
+from chalicelib.secrecy import connection_error_text
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ def query(name: str) -> str:
     return load_queries()[name]
 
 
+class ConnectionFailed(Exception):
+    """Why a connection could not be made, with nothing of the DSN in it."""
+
+
 class Database:
     """A thread-safe pool of psycopg2 connections, created lazily.
 
@@ -63,15 +68,18 @@ class Database:
 
     def _connect(self) -> psycopg2.extensions.connection:
         try:
-            conn = psycopg2.connect(
+            return psycopg2.connect(
                 self._dsn,
                 connect_timeout=self._connect_timeout_s,
                 cursor_factory=psycopg2.extras.RealDictCursor,
                 application_name="stocksync",
             )
-        except psycopg2.OperationalError as exc:
-            raise ServiceUnavailable.database(exc) from exc
-        return conn
+        except psycopg2.Error as exc:
+            # libpq echoes parts of the DSN (all of it, when malformed): keep only a
+            # sanitized text, and raise outside this block so that psycopg2's error
+            # is not chained to ours as its context either.
+            failure = ConnectionFailed(connection_error_text(exc, self._dsn))
+        raise ServiceUnavailable.database(failure)
 
     def _healthy(self, conn: psycopg2.extensions.connection, idle_since: float) -> bool:
         if conn.closed:

@@ -8,15 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 
+class ConfigError(Exception):
+    """A setting that cannot be used; its message never contains the setting's value."""
+
+
 class StocksyncError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, zh: str, en: str, data: dict[str, Any] | None = None):
+    def __init__(self, zh: str, en: str, data: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(en)
         self.zh = zh
         self.en = en
         self.data = data
+        self.headers = headers or {}
 
     def message(self, lang: str) -> str:
         return self.en if lang == "en" else self.zh
@@ -30,13 +36,84 @@ class ValidationError(StocksyncError):
         self.code = code
 
 
+def shorten(value: object, limit: int = 64) -> str:
+    """A caller's value as an answer may echo it: printable, and cut short."""
+    text = value if isinstance(value, str) else repr(value)
+    text = "".join(c if c.isprintable() else "\ufffd" for c in text[:limit + 1])
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class Unauthorized(StocksyncError):
+    status_code = 401
+    code = "unauthorized"
+
+    @classmethod
+    def missing(cls) -> "Unauthorized":
+        return cls("需要登录：请在 Authorization 头中提供访问令牌（Bearer）",
+                   "Sign-in required: send an access token as `Authorization: Bearer <token>`",
+                   headers={"WWW-Authenticate": 'Bearer realm="stocksync"'})
+
+    @classmethod
+    def bad_token(cls) -> "Unauthorized":
+        return cls("访问令牌无效或已失效，请重新登录",
+                   "The access token is not valid (unknown, revoked or malformed); sign in again",
+                   headers={"WWW-Authenticate": 'Bearer realm="stocksync", error="invalid_token"'})
+
+
+class Forbidden(StocksyncError):
+    status_code = 403
+    code = "forbidden"
+
+    @classmethod
+    def role(cls, needed: str) -> "Forbidden":
+        return cls(f"权限不足：此操作需要 {needed} 角色的令牌",
+                   f"Not allowed: this needs a token with the {needed} role")
+
+    @classmethod
+    def origin(cls) -> "Forbidden":
+        error = cls("不接受来自其他网站的写请求", "Writes from another site's pages are not accepted")
+        error.code = "origin_not_allowed"
+        return error
+
+    @classmethod
+    def origin_cors(cls) -> "Forbidden":
+        error = cls("此来源不在跨域允许列表中（CORS_ALLOW_ORIGINS）",
+                    "This origin is not in the API's CORS allow-list (CORS_ALLOW_ORIGINS)")
+        error.code = "origin_not_allowed"
+        return error
+
+
 class NotFound(StocksyncError):
     status_code = 404
     code = "not_found"
 
     @classmethod
     def task(cls, task_id: str) -> "NotFound":
-        return cls(f"任务不存在: {task_id}", f"No such task: {task_id}")
+        shown = shorten(task_id)
+        return cls(f"任务不存在: {shown}", f"No such task: {shown}")
+
+
+class PayloadTooLarge(StocksyncError):
+    status_code = 413
+    code = "body_too_large"
+
+    @classmethod
+    def body(cls, size: int, limit: int) -> "PayloadTooLarge":
+        return cls(f"请求体过大（{size} 字节，上限 {limit} 字节）",
+                   f"The request body is too large ({size} bytes; the limit is {limit})")
+
+
+class TooManyRequests(StocksyncError):
+    status_code = 429
+    code = "rate_limited"
+
+    @classmethod
+    def limit(cls, what_zh: str, what_en: str, limit: int, retry_after_s: int) -> "TooManyRequests":
+        retry_after_s = max(1, retry_after_s)
+        return cls(f"已达到{what_zh}上限（{limit}），请 {retry_after_s} 秒后再试",
+                   f"Limit reached: {what_en} ({limit}); try again in {retry_after_s} s",
+                   data={"limit": limit, "retry_after_s": retry_after_s},
+                   headers={"Retry-After": str(retry_after_s)})
 
 
 class Conflict(StocksyncError):
@@ -59,6 +136,16 @@ class Conflict(StocksyncError):
                     data={"task_id": task_id})
         error.code = "job_not_running"
         return error
+
+
+class InternalError(StocksyncError):
+    """Anything unexpected: the answer names the request, the log has the rest."""
+
+    @classmethod
+    def unexpected(cls, request_id: str) -> "InternalError":
+        return cls(f"服务器内部错误，请稍后重试（请求编号 {request_id}）",
+                   f"Internal server error; try again later (request id {request_id})",
+                   data={"request_id": request_id})
 
 
 class ServiceUnavailable(StocksyncError):

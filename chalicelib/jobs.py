@@ -11,6 +11,7 @@ import psycopg2.errors
 
 from chalicelib.db import Database, query
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
+from chalicelib.limits import WriteLimits
 from chalicelib.queue import DayQueue, QueueError
 from chalicelib.validation import BatchRequest
 
@@ -100,27 +101,31 @@ def progress_from_row(row: dict[str, Any]) -> Progress:
 
 
 class JobService:
-    def __init__(self, db: Database, queue: DayQueue, clock: Callable[[], float] = time.time):
+    def __init__(self, db: Database, queue: DayQueue, clock: Callable[[], float] = time.time,
+                 limits: WriteLimits = WriteLimits()):
         self._db = db
         self._queue = queue
         self._clock = clock
+        self._limits = limits
 
-    def create(self, request: BatchRequest) -> CreatedJob:
+    def create(self, request: BatchRequest, created_by: str | None = None) -> CreatedJob:
         """Insert the job and its days under the creation lock, then enqueue the days.
 
         The messages go out only after commit, so a worker never sees a day
-        that is not in the database yet.
+        that is not in the database yet. `created_by` is the caller's token name;
+        its write limits are checked under the same lock.
         """
         days = request.days
         message = f"批量同步任务已启动，将同步 {len(days)} 天的数据"
         try:
             with self._db.transaction() as cur:
                 cur.execute(query("lock_job_creation"), {"lock_key": JOB_CREATION_LOCK_KEY})
+                self._limits.check(cur, created_by, request.force)
                 cur.execute(query("active_job"))
                 active = cur.fetchone()
                 if active:
                     raise Conflict.job_running(active["task_id"])
-                task_id = self._insert_job(cur, request, message)
+                task_id = self._insert_job(cur, request, message, created_by)
                 cur.execute(query("insert_job_days"), {"task_id": task_id,
                             "start_date": request.start_date, "end_date": request.end_date})
         except psycopg2.errors.UniqueViolation:
@@ -132,7 +137,8 @@ class JobService:
         self._enqueue(task_id, days)
         return CreatedJob(task_id=task_id, total_days=len(days), message=message)
 
-    def _insert_job(self, cur: Any, request: BatchRequest, message: str) -> str:
+    def _insert_job(self, cur: Any, request: BatchRequest, message: str,
+                    created_by: str | None) -> str:
         # The seed's id: start_end_epochseconds. Two jobs for one range within a
         # second are possible (a quick cancel), so step the second on a clash.
         stamp = int(self._clock())
@@ -140,7 +146,8 @@ class JobService:
             task_id = f"{request.start_date}_{request.end_date}_{stamp + offset}"
             cur.execute(query("insert_job"), {
                 "task_id": task_id, "start_date": request.start_date,
-                "end_date": request.end_date, "force": request.force, "message": message})
+                "end_date": request.end_date, "force": request.force, "message": message,
+                "created_by": created_by})
             if cur.fetchone():
                 return task_id
         raise RuntimeError("no free task id")
@@ -165,13 +172,15 @@ class JobService:
             raise NotFound.task(task_id)
         return progress_from_row(row)
 
-    def cancel(self, task_id: str, reason: str = "cancelled") -> Progress:
+    def cancel(self, task_id: str, reason: str = "cancelled",
+               cancelled_by: str | None = None) -> Progress:
         """Stop a running job: days not started are skipped, days running may finish."""
         with self._db.transaction() as cur:
             # Days first, then the job: the same lock order as the workers use.
             cur.execute(query("skip_pending_days"), {"task_id": task_id, "reason": reason})
             cur.execute(query("cancel_job"), {
-                "task_id": task_id, "message": CANCEL_MESSAGES.get(reason, f"批量同步已取消: {reason}")})
+                "task_id": task_id, "message": CANCEL_MESSAGES.get(reason, f"批量同步已取消: {reason}"),
+                "cancelled_by": cancelled_by})
             if cur.fetchone() is None:
                 cur.execute(query("get_job"), {"task_id": task_id})
                 job = cur.fetchone()

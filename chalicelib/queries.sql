@@ -11,8 +11,8 @@ SELECT task_id FROM sync_jobs WHERE status = 'running' LIMIT 1
 
 -- insert_job --
 -- A new running job; nothing when the task id is taken (the caller picks another).
-INSERT INTO sync_jobs (task_id, start_date, end_date, force, message)
-VALUES (%(task_id)s, %(start_date)s, %(end_date)s, %(force)s, %(message)s)
+INSERT INTO sync_jobs (task_id, start_date, end_date, force, message, created_by)
+VALUES (%(task_id)s, %(start_date)s, %(end_date)s, %(force)s, %(message)s, %(created_by)s)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING task_id
 
@@ -55,15 +55,32 @@ GROUP BY j.task_id
 SELECT day, status, skip_reason, attempts, rows_written, error, started_at, finished_at
 FROM sync_job_days WHERE task_id = %(task_id)s ORDER BY day
 
--- claim_day --
--- Start (or, after a crashed attempt, restart) work on a day; no row if it is already settled.
-UPDATE sync_job_days d
-SET status = 'running', attempts = d.attempts + 1, started_at = now()
-FROM sync_jobs j
+-- lock_day_for_claim --
+-- A day and its job's state, the day locked while a delivery decides: claim, wait for a live lease, or leave it.
+SELECT d.status, d.lease_token, coalesce(d.lease_until > now(), false) AS lease_live,
+       greatest(ceil(extract(epoch FROM d.lease_until - now())), 0)::integer AS lease_left_s,
+       j.status AS job_status, j.force
+FROM sync_job_days d
+JOIN sync_jobs j ON j.task_id = d.task_id
 WHERE d.task_id = %(task_id)s AND d.day = %(day)s
-  AND d.status IN ('pending', 'running')
-  AND j.task_id = d.task_id AND j.status = 'running'
-RETURNING d.attempts, j.force
+FOR UPDATE OF d
+
+-- claim_day --
+-- Take a locked day under a new lease: a new attempt, unless a database-outage hand-off resumes its own claim.
+UPDATE sync_job_days
+SET status = 'running', started_at = now(),
+    attempts = attempts + CASE WHEN %(new_attempt)s THEN 1 ELSE 0 END,
+    lease_token = %(lease_token)s, lease_until = now() + make_interval(secs => %(lease_s)s)
+WHERE task_id = %(task_id)s AND day = %(day)s
+RETURNING attempts
+
+-- settle_cancelled_day --
+-- An open day of a job that has ended, which no live lease holds: skipped, reason cancelled.
+UPDATE sync_job_days
+SET status = 'skipped', skip_reason = 'cancelled', finished_at = now(),
+    lease_until = NULL, lease_token = NULL
+WHERE task_id = %(task_id)s AND day = %(day)s AND status IN ('pending', 'running')
+RETURNING day
 
 -- lock_day --
 -- Lock a day's row until commit, so concurrent deliveries settle it only once.
@@ -72,22 +89,38 @@ WHERE task_id = %(task_id)s AND day = %(day)s
 FOR UPDATE
 
 -- finish_day --
--- Settle a day unless another delivery already did.
-UPDATE sync_job_days
-SET status = %(status)s, skip_reason = %(skip_reason)s, rows_written = %(rows)s,
-    error = %(error)s, finished_at = now()
-WHERE task_id = %(task_id)s AND day = %(day)s AND status IN ('pending', 'running')
-RETURNING day
+-- Settle a day unless another delivery already did; a failure of a cancelled job's day is a cancelled skip.
+UPDATE sync_job_days d
+SET status = CASE WHEN j.status = 'cancelled' AND %(status)s = 'failed' THEN 'skipped' ELSE %(status)s END,
+    skip_reason = CASE WHEN j.status = 'cancelled' AND %(status)s = 'failed' THEN 'cancelled'
+                       ELSE %(skip_reason)s END,
+    rows_written = %(rows)s, error = %(error)s, finished_at = now(),
+    lease_until = NULL, lease_token = NULL
+FROM sync_jobs j
+WHERE d.task_id = %(task_id)s AND d.day = %(day)s AND d.status IN ('pending', 'running')
+  AND j.task_id = d.task_id
+RETURNING d.status, d.skip_reason
 
 -- release_day --
--- Hand a day back for a later delivery, keeping why the attempt failed.
-UPDATE sync_job_days SET status = 'pending', error = %(error)s
-WHERE task_id = %(task_id)s AND day = %(day)s AND status = 'running'
+-- Hand a day this lease holds back for a later delivery, keeping why the attempt failed; a cancelled job's day is skipped instead.
+UPDATE sync_job_days d
+SET status = CASE WHEN j.status = 'cancelled' THEN 'skipped' ELSE 'pending' END,
+    skip_reason = CASE WHEN j.status = 'cancelled' THEN 'cancelled' END,
+    finished_at = CASE WHEN j.status = 'cancelled' THEN now() END,
+    error = %(error)s, lease_until = NULL, lease_token = NULL
+FROM sync_jobs j
+WHERE d.task_id = %(task_id)s AND d.day = %(day)s AND d.status = 'running'
+  AND d.lease_token = %(lease_token)s AND j.task_id = d.task_id
+RETURNING d.status
 
 -- fail_open_days --
--- Fail every unsettled day of a job at once (an error no retry can fix).
-UPDATE sync_job_days SET status = 'failed', error = %(error)s, finished_at = now()
-WHERE task_id = %(task_id)s AND status IN ('pending', 'running')
+-- Fail every unsettled day of a job at once (an error no retry can fix); a cancelled job's days are cancelled skips.
+UPDATE sync_job_days d
+SET status = CASE WHEN j.status = 'cancelled' THEN 'skipped' ELSE 'failed' END,
+    skip_reason = CASE WHEN j.status = 'cancelled' THEN 'cancelled' END,
+    error = %(error)s, finished_at = now(), lease_until = NULL, lease_token = NULL
+FROM sync_jobs j
+WHERE d.task_id = %(task_id)s AND d.status IN ('pending', 'running') AND j.task_id = d.task_id
 
 -- lock_job --
 -- Serialise the "was that the last day?" check between a job's workers.
@@ -112,14 +145,17 @@ RETURNING j.task_id
 -- cancel_job --
 -- Stop a running job: its days not yet started are skipped, running ones may finish.
 UPDATE sync_jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
-       message = %(message)s
+       message = %(message)s, cancelled_by = %(cancelled_by)s
 WHERE task_id = %(task_id)s AND status = 'running'
 RETURNING task_id
 
 -- skip_pending_days --
--- Skip a running job's days that have not started (before cancel_job: days, then job, is the lock order).
-UPDATE sync_job_days SET status = 'skipped', skip_reason = %(reason)s, finished_at = now()
-WHERE task_id = %(task_id)s AND status = 'pending'
+-- Skip a running job's days that no worker holds (pending, or running with a lapsed lease); before cancel_job: days, then job, is the lock order.
+UPDATE sync_job_days
+SET status = 'skipped', skip_reason = %(reason)s, finished_at = now(),
+    lease_until = NULL, lease_token = NULL
+WHERE task_id = %(task_id)s
+  AND (status = 'pending' OR (status = 'running' AND (lease_until IS NULL OR lease_until <= now())))
   AND EXISTS (SELECT 1 FROM sync_jobs WHERE task_id = %(task_id)s AND status = 'running')
 
 -- synced_date --
@@ -226,7 +262,7 @@ FROM daily_bars WHERE trade_date = %(day)s ORDER BY ts_code
 -- recent_jobs --
 -- The newest jobs with their counts, for the history list (only those jobs' days are counted).
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
-       j.created_at, j.finished_at,
+       j.created_at, j.finished_at, j.created_by, j.cancelled_by,
        c.total, c.success, c.failed, c.skipped, c.rows
 FROM (SELECT * FROM sync_jobs ORDER BY created_at DESC, task_id DESC LIMIT %(limit)s) j
 CROSS JOIN LATERAL (
@@ -240,23 +276,25 @@ CROSS JOIN LATERAL (
 ORDER BY j.created_at DESC, j.task_id DESC
 
 -- fail_stuck_days --
--- Fail open days of running jobs that went quiet and have used up their attempts or re-sends.
+-- Fail open days of running jobs that went quiet, hold no live lease, and have used up their attempts or re-sends.
 UPDATE sync_job_days d
-SET status = 'failed', finished_at = now(),
+SET status = 'failed', finished_at = now(), lease_until = NULL, lease_token = NULL,
     error = coalesce(d.error || '; ', '') || %(reason)s
 FROM sync_jobs j
 WHERE j.task_id = d.task_id AND j.status = 'running'
   AND d.status IN ('pending', 'running')
+  AND (d.lease_until IS NULL OR d.lease_until <= now())
   AND coalesce(greatest(d.enqueued_at, d.started_at), j.created_at) < now() - make_interval(secs => %(stale_after_s)s)
   AND (d.attempts >= %(max_attempts)s OR d.enqueue_count >= %(max_enqueues)s)
 RETURNING d.task_id, d.day
 
 -- stuck_days --
--- Open days of running jobs that no worker has touched for too long: never sent, lost, or their worker died.
+-- Open days of running jobs that no worker holds or has touched for too long: never sent, lost, or their worker died.
 SELECT d.task_id, d.day, d.status, d.attempts, d.enqueue_count
 FROM sync_job_days d
 JOIN sync_jobs j ON j.task_id = d.task_id
 WHERE j.status = 'running' AND d.status IN ('pending', 'running')
+  AND (d.lease_until IS NULL OR d.lease_until <= now())
   AND (
     (d.enqueued_at IS NULL AND j.created_at < now() - make_interval(secs => %(unsent_after_s)s))
     OR coalesce(greatest(d.enqueued_at, d.started_at), j.created_at) < now() - make_interval(secs => %(stale_after_s)s)
@@ -265,18 +303,70 @@ ORDER BY d.task_id, d.day
 LIMIT %(limit)s
 
 -- requeue_days --
--- Hand swept days back as pending, counting the re-send.
+-- Hand swept days back as pending, counting the re-send (a day a live lease holds is left alone).
 UPDATE sync_job_days
-SET status = 'pending', enqueued_at = now(), enqueue_count = enqueue_count + 1
+SET status = 'pending', enqueued_at = now(), enqueue_count = enqueue_count + 1,
+    lease_until = NULL, lease_token = NULL
 WHERE task_id = %(task_id)s AND day = ANY(%(days)s) AND status IN ('pending', 'running')
+  AND (lease_until IS NULL OR lease_until <= now())
+
+-- quiet_days --
+-- Open days of a running job that has gone quiet: no day sent, claimed, settled or leased for a while (their message may be lost).
+SELECT d.task_id, d.day
+FROM sync_job_days d
+JOIN sync_jobs j ON j.task_id = d.task_id
+WHERE j.status = 'running' AND d.status IN ('pending', 'running')
+  AND d.enqueued_at IS NOT NULL
+  AND (d.lease_until IS NULL OR d.lease_until <= now())
+  AND j.created_at < now() - make_interval(secs => %(quiet_s)s)
+  AND NOT EXISTS (
+    SELECT 1 FROM sync_job_days a
+    WHERE a.task_id = d.task_id
+      AND greatest(a.enqueued_at, a.started_at, a.finished_at, a.lease_until)
+          > now() - make_interval(secs => %(quiet_s)s))
+ORDER BY d.task_id, d.day
+LIMIT %(limit)s
+
+-- settle_ended_days --
+-- Open days of jobs no longer running that no live lease holds (their worker died, or their message is gone): skipped, reason cancelled.
+UPDATE sync_job_days d
+SET status = 'skipped', skip_reason = 'cancelled', finished_at = now(),
+    lease_until = NULL, lease_token = NULL
+FROM sync_jobs j
+WHERE j.task_id = d.task_id AND j.status IN ('completed', 'cancelled')
+  AND d.status IN ('pending', 'running')
+  AND (d.lease_until IS NULL OR d.lease_until <= now())
+RETURNING d.task_id, d.day
+
+-- prune_ended_jobs --
+-- Delete a batch of jobs that ended more than the retention ago, oldest first (their days go by the foreign key's cascade).
+WITH pruned AS (
+    DELETE FROM sync_jobs
+    WHERE task_id IN (
+        SELECT task_id FROM sync_jobs
+        WHERE status IN ('completed', 'cancelled')
+          AND finished_at < now() - make_interval(days => %(retention_days)s)
+        ORDER BY finished_at
+        LIMIT %(limit)s)
+    RETURNING task_id, finished_at)
+-- RETURNING keeps no order of its own: report them oldest first, as they were chosen.
+SELECT task_id FROM pruned ORDER BY finished_at, task_id
 
 -- fail_day_dead_lettered --
--- A day whose message SQS gave up on: failed, unless a delivery settled it meanwhile.
-UPDATE sync_job_days
-SET status = 'failed', finished_at = now(),
-    error = coalesce(error || '; ', '') || %(reason)s
-WHERE task_id = %(task_id)s AND day = %(day)s AND status IN ('pending', 'running')
-RETURNING day
+-- A day whose message SQS gave up on: failed (a cancelled job's day: a cancelled skip), unless a delivery settled it meanwhile.
+UPDATE sync_job_days d
+SET status = CASE WHEN j.status = 'cancelled' THEN 'skipped' ELSE 'failed' END,
+    skip_reason = CASE WHEN j.status = 'cancelled' THEN 'cancelled' END,
+    finished_at = now(), lease_until = NULL, lease_token = NULL,
+    error = coalesce(d.error || '; ', '') || %(reason)s
+FROM sync_jobs j
+WHERE d.task_id = %(task_id)s AND d.day = %(day)s AND d.status IN ('pending', 'running')
+  AND j.task_id = d.task_id
+RETURNING d.status
+
+-- ping --
+-- Whether the database answers at all (tells an outage from an error of one statement).
+SELECT 1 AS up
 
 -- date_states --
 -- Each date of a range with its stored bars, its calendar entry and the newest job's row for it (the sync page's calendar; one index probe a date).
@@ -293,3 +383,20 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) l ON true
 ORDER BY g.day
+
+-- write_budget --
+-- A token's job starts in the last hour and forced ones in the last day, and when the oldest of each that counts against its limit leaves the window (run under the creation lock).
+WITH mine AS (
+    SELECT created_at, force FROM sync_jobs
+    WHERE created_by = %(name)s AND created_at > now() - interval '1 day'
+), hour AS (
+    SELECT created_at FROM mine WHERE created_at > now() - interval '1 hour'
+    ORDER BY created_at DESC OFFSET greatest(%(starts_limit)s - 1, 0) LIMIT 1
+), day AS (
+    SELECT created_at FROM mine WHERE force
+    ORDER BY created_at DESC OFFSET greatest(%(forced_limit)s - 1, 0) LIMIT 1
+)
+SELECT (SELECT count(*) FROM mine WHERE created_at > now() - interval '1 hour') AS starts,
+       (SELECT count(*) FROM mine WHERE force) AS forced,
+       ceil(extract(epoch FROM (SELECT created_at FROM hour) + interval '1 hour' - now())) AS starts_retry_s,
+       ceil(extract(epoch FROM (SELECT created_at FROM day) + interval '1 day' - now())) AS forced_retry_s

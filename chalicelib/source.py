@@ -14,6 +14,8 @@ import pandas as pd
 import requests
 from tushare.pro.client import DataApi
 
+from chalicelib.secrecy import redact
+
 log = logging.getLogger(__name__)
 
 DAILY_FIELDS = ("ts_code", "trade_date", "open", "high", "low", "close", "pre_close",
@@ -48,12 +50,14 @@ def make_client(token: str, api_url: str, timeout_s: float) -> DataApi:
     return client
 
 
-def classify(exc: Exception) -> SourceError:
+def classify(exc: Exception, token: str = "") -> SourceError:
+    """What the error means for retrying; its text becomes a day's error, so the token goes."""
     if isinstance(exc, SourceError):
         return exc
     if isinstance(exc, requests.RequestException):
-        return TransientSourceError(f"tushare request failed: {exc.__class__.__name__}: {exc}")
-    text = str(exc)
+        return TransientSourceError(
+            redact(f"tushare request failed: {exc.__class__.__name__}: {exc}", [token]))
+    text = redact(str(exc), [token])
     if "每分钟最多访问" in text or "每小时最多访问" in text or "per minute" in text:
         return RateLimited(f"tushare rate limit: {text}")
     if "token" in text.lower() or "没有访问该接口的权限" in text:
@@ -62,14 +66,15 @@ def classify(exc: Exception) -> SourceError:
 
 
 class TushareSource:
-    def __init__(self, client: DataApi):
+    def __init__(self, client: DataApi, token: str = ""):
         self._client = client
+        self._token = token
 
     def _query(self, api_name: str, **params: Any) -> pd.DataFrame:
         try:
             return self._client.query(api_name, **params)
         except Exception as exc:  # the client raises plain Exception for API errors
-            raise classify(exc) from exc
+            raise classify(exc, self._token) from exc
 
     def daily(self, day: date) -> pd.DataFrame:
         """All symbols' bars for one trade date, every page of them."""

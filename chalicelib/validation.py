@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Mapping
 
-from chalicelib.errors import ValidationError
+from chalicelib.config import FIRST_TRADING_DAY
+from chalicelib.errors import ValidationError, shorten
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only, matched whole: `\d` takes any Unicode digit and `$` a trailing newline.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # The seed's task id, start_end_epochseconds. Explicit [0-9] and fullmatch: `\d` takes any
 # Unicode digit and `$` a trailing newline, and an id is checked before it reaches any SQL.
 TASK_ID = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{1,12}")
@@ -40,7 +42,8 @@ def parse_json_body(raw: bytes | str | None) -> Any:
                               '{"start_date": "2025-10-01", "end_date": "2025-10-09"}')
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: JSON nested deeper than the parser's stack (`[[[[...`).
         raise ValidationError("body_not_json", "请求体不是合法的 JSON",
                               "The request body is not valid JSON") from None
 
@@ -51,15 +54,22 @@ def parse_date(body: Mapping[str, Any], field: str) -> date:
         raise ValidationError(f"{field}_missing", f"缺少参数 {field}（格式 YYYY-MM-DD）",
                               f"{field} is required (format YYYY-MM-DD)")
     value = body[field]
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        shown = shorten(repr(value) if isinstance(value, str) else value)
         raise ValidationError(f"{field}_format",
-                              f"{field} 日期格式错误: {value!r}，应为 YYYY-MM-DD",
-                              f"{field} must be a date as YYYY-MM-DD, got {value!r}")
+                              f"{field} 日期格式错误: {shown}，应为 YYYY-MM-DD",
+                              f"{field} must be a date as YYYY-MM-DD, got {shown}")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValidationError(f"{field}_invalid", f"{field} 不是有效日期: {value}",
                               f"{field} is not a real date: {value}") from None
+    if day < FIRST_TRADING_DAY:
+        raise ValidationError(f"{field}_too_early",
+                              f"{field} 不能早于 {FIRST_TRADING_DAY}（A 股首个交易日）: {value}",
+                              f"{field} must not be before {FIRST_TRADING_DAY}, the first "
+                              f"A-share trading day: {value}")
+    return day
 
 
 def check_range(start: date, end: date, max_days: int,

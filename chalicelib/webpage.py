@@ -1,14 +1,16 @@
 """The sync page: static files in chalicelib/page/, served by the API function itself.
 
-Plain HTML, CSS and JavaScript, no build step. The page calls the API with
-paths relative to its own address, so the same files work at `/sync-status`
-locally and at `/{stage}/sync-status` behind API Gateway.
+Plain HTML, CSS and JavaScript modules, no build step. The page calls the API
+with paths relative to its own address, so the same files work at
+`/sync-status` locally and at `/{stage}/sync-status` behind API Gateway.
 """
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 from chalice.app import Request, Response
 
@@ -17,17 +19,47 @@ from chalicelib.errors import NotFound
 
 PAGE_DIR = Path(__file__).parent / "page"
 
-# Every file the page is made of; nothing else in the directory is served.
+HTML = "text/html; charset=utf-8"
+CSS = "text/css; charset=utf-8"
+JS = "text/javascript; charset=utf-8"
+
+# Every file the page is made of; nothing else in the directory is served. A new module
+# is added here (tests/test_page.py checks that every module the page imports is listed).
 CONTENT_TYPES = {
-    "index.html": "text/html; charset=utf-8",
-    "page.js": "text/javascript; charset=utf-8",
-    "page.css": "text/css; charset=utf-8",
+    "index.html": HTML,
+    "page.css": CSS,
+    "main.js": JS,
+    "dom.js": JS,
+    "dates.js": JS,
+    "messages-zh.js": JS,
+    "messages-en.js": JS,
+    "i18n.js": JS,
+    "bus.js": JS,
+    "announcer.js": JS,
+    "api.js": JS,
+    "auth.js": JS,
+    "form.js": JS,
+    "progress.js": JS,
+    "calendar.js": JS,
+    "calendar-keys.js": JS,
+    "day-detail.js": JS,
+    "history.js": JS,
 }
 
-# Own scripts and styles only; the API may be elsewhere (`?api=`), so any connect-src.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
-                           "img-src 'self' data:; connect-src *; base-uri 'none'; "
-                           "form-action 'none'; frame-ancestors 'none'")
+# The page reads the origins its `?api=` may name from this tag, filled in when served.
+ORIGINS_META = '<meta name="stocksync-api-origins" content="">'
+
+# The page uses no device features; nothing it loads may ask for them.
+PERMISSIONS_POLICY = ("accelerometer=(), camera=(), geolocation=(), gyroscope=(), "
+                      "magnetometer=(), microphone=(), payment=(), usb=()")
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def content_security_policy(api_origins: Sequence[str]) -> str:
+    """Own scripts and styles only; the API at the page's origin or a configured one."""
+    connect = " ".join(["'self'", *api_origins])
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 @dataclass(frozen=True)
@@ -44,16 +76,41 @@ def load_asset(name: str) -> Asset:
     return Asset(name, (PAGE_DIR / name).read_text(encoding="utf-8"), CONTENT_TYPES[name])
 
 
-def asset_response(name: str, request: Request | None) -> Response:
+def served_over_https(request: Request | None) -> bool:
+    """API Gateway (and CloudFront, load balancers) say how the browser connected."""
+    headers = request.headers if request is not None and request.headers else {}
+    proto = headers.get("x-forwarded-proto", "")
+    return proto.split(",")[0].strip().lower() == "https"
+
+
+def security_headers(request: Request | None, api_origins: Sequence[str]) -> dict[str, str]:
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": content_security_policy(api_origins),
+        # The address holds nothing secret (the token's fragment is removed at once), but no
+        # other site needs to learn which API a visitor uses.
+        "Referrer-Policy": "no-referrer",
+        "Permissions-Policy": PERMISSIONS_POLICY,
+    }
+    if served_over_https(request):
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
+
+
+def asset_response(name: str, request: Request | None,
+                   api_origins: Sequence[str] = ()) -> Response:
     """The file as the answer; an unknown name is the API's 404 error."""
     try:
         asset = load_asset(name)
     except NotFound as error:
         return error_response(error, language(request))
-    return Response(body=asset.body, status_code=200, headers={
+    body = asset.body
+    if name == "index.html":
+        body = body.replace(ORIGINS_META, '<meta name="stocksync-api-origins" content="%s">'
+                            % html.escape(" ".join(api_origins), quote=True))
+    return Response(body=body, status_code=200, headers={
         "Content-Type": asset.content_type,
         # Small files, changed by deploys: revalidate rather than serve a stale page.
         "Cache-Control": "no-cache",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        **security_headers(request, api_origins),
     })

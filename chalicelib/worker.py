@@ -1,33 +1,66 @@
 """Syncing one day of one job: the body of the SQS-triggered function.
 
-Every step is safe to repeat. A day is claimed, decided (non-trading, already
-synced, or fetched), and settled in the same transaction that writes its rows;
-settling is guarded by the day's status, so a duplicate or redelivered message
-changes nothing, and a crash before commit leaves no trace but an attempt.
+Every step is safe to repeat. A delivery claims the day under a lease, decides it
+(non-trading, already synced, or fetched), and settles it in the transaction that
+writes its rows; settling is guarded by the day's status, so a duplicate or
+redelivered message changes nothing, and a crash before commit leaves no trace
+but an attempt.
+
+A delivery ends in one of four ways, each for a reason:
+- consumed: the day was settled (by this delivery or before), or the body can never
+  be processed (dropped with one log line saying why);
+- returned with the retry backoff as its visibility: the source failed transiently;
+- returned at the end of another delivery's live lease: that one is working on the day;
+- handed to a fresh, delayed copy of itself: the database could not be reached. The
+  copy's receive count starts again at zero, so an outage of any length never pushes a
+  day towards the dead-letter queue, and the backoff (2 s doubling to 20 s) brings the
+  batch back within seconds of the database's return.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import pandas as pd
 
 from chalicelib.config import Settings
 from chalicelib.db import Database, query
+from chalicelib.errors import ServiceUnavailable
 from chalicelib.jobs import complete_job_if_done
-from chalicelib.queue import DayMessage, DayQueue
+from chalicelib.queue import DayMessage, DayQueue, MalformedMessage, QueueError, parse_day_message, preview
 from chalicelib.source import PermanentSourceError, RateLimited, SourceError, TushareSource
 from chalicelib.store import write_daily_bars
 from chalicelib.trading_calendar import TradingCalendar
 
 log = logging.getLogger(__name__)
 
+OPEN = ("pending", "running")
+ENDED = ("completed", "cancelled")  # a job's statuses after which none of its days may start
+# Seconds until a message that found the database down is delivered again, by how many
+# deliveries in a row found it down; the last step repeats for as long as the outage lasts.
+OUTAGE_BACKOFF_S = (2, 4, 8, 16, 20)
+# The worker function's timeout (.chalice/config.json) plus this margin, when no settings say.
+DEFAULT_LEASE_S = 135.0
+
+
+def outage_delay_s(outages: int) -> int:
+    return OUTAGE_BACKOFF_S[min(max(outages, 0), len(OUTAGE_BACKOFF_S) - 1)]
+
 
 class RetryLater(Exception):
-    """Raised to the Lambda runtime so SQS delivers the message again later."""
+    """Raised to the Lambda runtime: this delivery did not settle its day."""
+
+
+class DatabaseDown(Exception):
+    """The database failed mid-delivery; `lease` is the token of the claim held, if any."""
+
+    def __init__(self, lease: str | None):
+        super().__init__("database unavailable")
+        self.lease = lease
 
 
 @dataclass(frozen=True)
@@ -48,8 +81,18 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A claim on a day: its token, the day's attempts counting this one, the job's force flag."""
+    token: str
+    attempts: int
+    force: bool
+
+
+@dataclass(frozen=True)
 class DayResult:
-    outcome: str  # success, skipped, failed, retry or noop (already settled)
+    # success, skipped, failed (settled now); retry, leased (delivered again later);
+    # noop (nothing to do), dropped (a body no delivery could process)
+    outcome: str
     rows: int = 0
     detail: str | None = None
     retry_after_s: float | None = None
@@ -57,62 +100,113 @@ class DayResult:
 
 class DayWorker:
     def __init__(self, db: Database, source: TushareSource, calendar: TradingCalendar,
-                 queue: DayQueue, policy: RetryPolicy, clock: Callable[[], float] = time.time):
+                 queue: DayQueue, policy: RetryPolicy, clock: Callable[[], float] = time.time,
+                 lease_s: float = DEFAULT_LEASE_S):
         self._db = db
         self._source = source
         self._calendar = calendar
         self._queue = queue
         self._policy = policy
         self._clock = clock
+        self._lease_s = lease_s
 
-    def handle_message(self, body: str, receipt_handle: str) -> DayResult:
-        """Process one SQS message; raises RetryLater to have it delivered again."""
-        message = _parse(body)
-        if message is None:
-            return DayResult("noop", detail="malformed message")
-        result = self.sync(message)
+    def handle_message(self, body: Any, receipt_handle: str) -> DayResult:
+        """Process one SQS message; raises RetryLater when it must be delivered again."""
+        try:
+            message = parse_day_message(body)
+        except MalformedMessage as exc:
+            # Redelivering it would only fail the same way: consume it.
+            log.warning("day message dropped: %s; body %s", exc, preview(body))
+            return DayResult("dropped", detail=str(exc))
+        try:
+            result = self.sync(message)
+        except DatabaseDown as down:
+            self._hand_off(message, receipt_handle, down)
+            raise RetryLater(f"{message.day}: database unavailable") from down
         log.info("day %s of %s: %s %s", message.day, message.task_id, result.outcome,
                  result.detail or "")
-        if result.outcome == "retry":
-            self._queue.delay_redelivery(receipt_handle, int(result.retry_after_s or 0))
+        if result.retry_after_s is not None:
+            self._queue.delay_redelivery(receipt_handle, math.ceil(result.retry_after_s))
             raise RetryLater(f"{message.day}: {result.detail}")
         return result
 
-    def handle_dead_letter(self, body: str, receive_count: int) -> DayResult:
+    def handle_dead_letter(self, body: Any, receive_count: Any) -> DayResult:
         """A message SQS gave up on: fail its day (unless it got settled meanwhile)."""
-        message = _parse(body)
-        if message is None:
-            return DayResult("noop", detail="malformed message")
-        reason = f"message dead-lettered after {receive_count} deliveries"
+        try:
+            message = parse_day_message(body)
+        except MalformedMessage as exc:
+            log.warning("dead letter dropped: %s; body %s", exc, preview(body))
+            return DayResult("dropped", detail=str(exc))
+        reason = f"message dead-lettered after {_count(receive_count)} deliveries"
         with self._db.transaction() as cur:
             cur.execute(query("fail_day_dead_lettered"), {**_key(message), "reason": reason})
-            if cur.fetchone() is None:
+            row = cur.fetchone()
+            if row is None:
+                log.info("dead letter for day %s of %s: already settled or no such day",
+                         message.day, message.task_id)
                 return DayResult("noop", detail="already settled")
             complete_job_if_done(cur, message.task_id)
-        log.warning("day %s of %s: %s", message.day, message.task_id, reason)
-        return DayResult("failed", detail=reason)
+        log.warning("day %s of %s: %s (%s)", message.day, message.task_id, reason, row["status"])
+        return DayResult(row["status"], detail=reason)
 
     def sync(self, message: DayMessage) -> DayResult:
-        claim = self._claim(message)
-        if claim is None:
-            return DayResult("noop", detail="already settled")
-        attempts, force = claim["attempts"], claim["force"]
+        """Claim, decide, fetch, write and settle one day; raises DatabaseDown."""
+        try:
+            claim = self._claim(message)
+        except ServiceUnavailable as exc:
+            if exc.code != "database_unavailable":
+                raise
+            # The claim did not commit (or it is unknowable whether it did): the lease
+            # the message carried, if any, is still the one to resume.
+            raise DatabaseDown(message.lease) from exc
+        if isinstance(claim, DayResult):
+            return claim
+        try:
+            return self._work(message, claim)
+        except ServiceUnavailable as exc:
+            if exc.code != "database_unavailable":
+                raise
+            raise DatabaseDown(claim.token) from exc
+
+    def _claim(self, message: DayMessage) -> Lease | DayResult:
+        key = _key(message)
+        with self._db.transaction() as cur:
+            cur.execute(query("lock_day_for_claim"), key)
+            day = cur.fetchone()
+            if day is None:
+                return DayResult("noop", detail="no such job day")
+            if day["status"] not in OPEN:
+                return DayResult("noop", detail="already settled")
+            resuming = message.lease is not None and message.lease == day["lease_token"]
+            if day["lease_live"] and not resuming:
+                # Someone is working on it: look again when its lease ends, which
+                # also covers that worker dying. Not an attempt.
+                left = day["lease_left_s"]
+                return DayResult("leased", detail=f"another delivery holds it for {left} s more",
+                                 retry_after_s=left + 1)
+            if day["job_status"] in ENDED:
+                cur.execute(query("settle_cancelled_day"), key)
+                return DayResult("skipped", detail="cancelled")
+            if day["job_status"] != "running":
+                return DayResult("noop", detail=f"its job is {day['job_status']}")
+            token = uuid.uuid4().hex  # a new token even when resuming: a duplicate of the hand-off finds it taken
+            cur.execute(query("claim_day"), {**key, "lease_token": token, "lease_s": self._lease_s,
+                                             "new_attempt": not resuming})
+            attempts = cur.fetchone()["attempts"]
+        return Lease(token=token, attempts=attempts, force=day["force"])
+
+    def _work(self, message: DayMessage, lease: Lease) -> DayResult:
         try:
             if not self._calendar.is_trading_day(message.day):
                 return self._settle(message, "skipped", skip_reason="non_trading_day")
-            if not force and self._is_synced(message):
+            if not lease.force and self._is_synced(message):
                 return self._settle(message, "skipped", skip_reason="already_synced")
             frame = self._source.daily(message.day)
         except PermanentSourceError as exc:
             return self._fail_job(message, str(exc))
         except SourceError as exc:
-            return self._retry_or_fail(message, attempts, exc)
+            return self._retry_or_fail(message, lease, exc)
         return self._write(message, frame)
-
-    def _claim(self, message: DayMessage) -> dict[str, Any] | None:
-        with self._db.transaction() as cur:
-            cur.execute(query("claim_day"), _key(message))
-            return cur.fetchone()
 
     def _is_synced(self, message: DayMessage) -> bool:
         with self._db.transaction() as cur:
@@ -123,7 +217,7 @@ class DayWorker:
         with self._db.transaction() as cur:
             cur.execute(query("lock_day"), _key(message))
             row = cur.fetchone()
-            if row is None or row["status"] not in ("pending", "running"):
+            if row is None or row["status"] not in OPEN:
                 return DayResult("noop", detail="settled by another delivery")
             rows = write_daily_bars(cur, frame)
             cur.execute(query("mark_date_synced"),
@@ -135,25 +229,31 @@ class DayWorker:
                 error: str | None = None) -> DayResult:
         with self._db.transaction() as cur:
             settled = self._finish(cur, message, status, skip_reason=skip_reason, error=error)
-        if not settled:
+        if settled is None:
             return DayResult("noop", detail="settled by another delivery")
-        return DayResult(status, detail=skip_reason or error)
+        return DayResult(settled["status"], detail=settled["skip_reason"] or error)
 
     def _finish(self, cur: Any, message: DayMessage, status: str, rows: int = 0,
-                skip_reason: str | None = None, error: str | None = None) -> bool:
+                skip_reason: str | None = None, error: str | None = None) -> dict[str, Any] | None:
         cur.execute(query("finish_day"), {**_key(message), "status": status, "rows": rows,
                                           "skip_reason": skip_reason, "error": error})
-        if cur.fetchone() is None:
-            return False
-        complete_job_if_done(cur, message.task_id)
-        return True
+        settled = cur.fetchone()
+        if settled is not None:
+            complete_job_if_done(cur, message.task_id)
+        return settled
 
-    def _retry_or_fail(self, message: DayMessage, attempts: int, exc: SourceError) -> DayResult:
-        if attempts >= self._policy.max_attempts:
-            return self._settle(message, "failed", error=f"{exc} (after {attempts} attempts)")
+    def _retry_or_fail(self, message: DayMessage, lease: Lease, exc: SourceError) -> DayResult:
+        if lease.attempts >= self._policy.max_attempts:
+            return self._settle(message, "failed", error=f"{exc} (after {lease.attempts} attempts)")
         with self._db.transaction() as cur:
-            cur.execute(query("release_day"), {**_key(message), "error": str(exc)})
-        delay = self._policy.delay_s(attempts, exc, self._clock())
+            cur.execute(query("release_day"), {**_key(message), "error": str(exc),
+                                               "lease_token": lease.token})
+            released = cur.fetchone()
+        if released is None:
+            return DayResult("noop", detail="settled or taken over by another delivery")
+        if released["status"] == "skipped":  # its job ended meanwhile: no retry
+            return DayResult("skipped", detail="cancelled")
+        delay = self._policy.delay_s(lease.attempts, exc, self._clock())
         return DayResult("retry", detail=str(exc), retry_after_s=delay)
 
     def _fail_job(self, message: DayMessage, error: str) -> DayResult:
@@ -164,14 +264,52 @@ class DayWorker:
             complete_job_if_done(cur, message.task_id)
         return DayResult("failed", detail=error)
 
+    def _hand_off(self, message: DayMessage, receipt_handle: str, down: DatabaseDown) -> None:
+        """Bring the message back in seconds, without SQS counting this delivery if it can be helped."""
+        delay = outage_delay_s(message.outages)
+        where = f"day {message.day} of {message.task_id}"
+        if self._database_answers():
+            # Not an outage after all (one statement failed, or the database just came
+            # back): an ordinary retry, which SQS counts towards the dead-letter queue.
+            log.warning("%s: database error (%s); back in %s s", where,
+                        str(_root_cause(down)).strip(), delay)
+            self._queue.delay_redelivery(receipt_handle, delay)
+            return
+        successor = replace(message, lease=down.lease, outages=message.outages + 1)
+        try:
+            self._queue.send_later(successor, delay)
+        except QueueError as exc:
+            log.warning("%s: database unreachable and the queue refused a fresh copy (%s); "
+                        "back in %s s", where, exc, delay)
+            self._queue.delay_redelivery(receipt_handle, delay)
+            return
+        try:
+            self._queue.delete(receipt_handle)
+        except QueueError as exc:  # the original comes back later as a harmless duplicate
+            log.warning("%s: could not delete the message a fresh copy replaces: %s", where, exc)
+        log.warning("%s: database unreachable (%s in a row); a fresh copy is due in %s s",
+                    where, successor.outages, delay)
 
-def _parse(body: str) -> DayMessage | None:
+    def _database_answers(self) -> bool:
+        try:
+            with self._db.transaction() as cur:
+                cur.execute(query("ping"))
+            return True
+        except ServiceUnavailable:
+            return False
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _count(value: Any) -> str:
     try:
-        return DayMessage.from_body(body)
-    except (ValueError, KeyError, TypeError):
-        # Redelivering a malformed message would only fail again: drop it.
-        log.error("dropping malformed day message: %r", body[:200])
-        return None
+        return str(int(value))
+    except (TypeError, ValueError):
+        return "?"
 
 
 def _key(message: DayMessage) -> dict[str, Any]:

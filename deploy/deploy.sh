@@ -8,15 +8,24 @@
 # `make deploy STAGE=prod` and `make migrate STAGE=prod` call it.
 #
 # Needs: the AWS CLI with credentials and a region (AWS_PROFILE / AWS_REGION as usual),
-# the project's .venv (make venv), and, on a stack's first deploy, its secrets:
-#   STOCKSYNC_SECRET_ID       a Secrets Manager secret with JSON keys DATABASE_URL and
-#                             TUSHARE_TOKEN (preferred: nothing secret on a command line), or
-#   STOCKSYNC_DATABASE_URL    postgresql://user:password@host:5432/db?sslmode=require
-#   STOCKSYNC_TUSHARE_TOKEN   the tushare pro token
-# Later deploys keep the stack's values unless these are set again.
-# Optional: ARTIFACT_BUCKET (default stocksync-artifacts-ACCOUNT-REGION, created if
-# missing), STACK_NAME (default stocksync-STAGE), OUT (default .stocksync/package/STAGE),
-# LOG_RETENTION_DAYS, PY (default .venv/bin/python), AWS (default aws).
+# the project's .venv (make venv), the VPC the functions run in, and on a stack's first
+# deploy its secrets and API tokens:
+#   STOCKSYNC_SUBNET_IDS, STOCKSYNC_SECURITY_GROUP_IDS   comma-separated private subnets and
+#                             the functions' security group (else .chalice/config.json's)
+#   STOCKSYNC_DATABASE_SECRET a Secrets Manager secret (name or ARN) {"DATABASE_URL": ...}, or
+#   STOCKSYNC_DATABASE_URL    postgresql://user:password@host:5432/db?sslmode=verify-full&...,
+#                             stored for you in the secret STACK/database
+#   STOCKSYNC_TUSHARE_SECRET  a secret {"TUSHARE_TOKEN": ...}, or
+#   STOCKSYNC_TUSHARE_TOKEN   the token, stored for you in the secret STACK/tushare
+#   STOCKSYNC_API_TOKENS      name:role:sha256 entries (python -m devstack.tokens new NAME ROLE)
+# Values go to Secrets Manager through a private temporary file, never on a command line;
+# the functions read them at cold start by ARN. Later deploys keep the stack's values
+# unless these are set again. Optional: STOCKSYNC_PUBLIC_READ (true/false),
+# STOCKSYNC_CORS_ALLOW_ORIGINS, STOCKSYNC_SECRETS_REVISION (change it after rotating a
+# secret), STOCKSYNC_SECRET_ID (one older secret with both keys: then every function can
+# read the tushare token too), ARTIFACT_BUCKET (default stocksync-artifacts-ACCOUNT-REGION,
+# created if missing), STACK_NAME (default stocksync-STAGE), OUT (default
+# .stocksync/package/STAGE), LOG_RETENTION_DAYS, PY (default .venv/bin/python), AWS (default aws).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,18 +60,38 @@ region() {
 }
 
 check_stage_config() {
-    # The prod stage ships VPC placeholders: a deploy with them could only fail half way.
-    "$PY" - "$STAGE" <<'EOF' || exit 1
+    # The stages ship VPC placeholders: a deploy with them could only fail half way.
+    "$PY" - "$STAGE" "${STOCKSYNC_SUBNET_IDS:-}" "${STOCKSYNC_SECURITY_GROUP_IDS:-}" <<'EOF' || exit 1
 import json, sys
-stage = sys.argv[1]
+stage, subnets, groups = sys.argv[1:4]
 config = json.load(open(".chalice/config.json"))
 if stage not in config.get("stages", {}) or stage == "local":
     sys.exit(f"deploy: no stage {stage!r} to deploy in .chalice/config.json")
 text = json.dumps(config["stages"][stage])
-if "REPLACE_ME" in text:
+if "REPLACE_ME" in text and not (subnets and groups):
     sys.exit(f"deploy: .chalice/config.json stage {stage!r} still has REPLACE_ME placeholders "
-             "(subnet_ids, security_group_ids): put your VPC's ids there (docs/deploy.md)")
+             "(subnet_ids, security_group_ids): set STOCKSYNC_SUBNET_IDS and "
+             "STOCKSYNC_SECURITY_GROUP_IDS, or put your VPC's ids there (docs/deploy.md)")
 EOF
+}
+
+secret_arn() {  # secret_arn NAME-OR-ARN: the secret's full ARN (IAM policies need it)
+    "$AWS" secretsmanager describe-secret --secret-id "$1" --query ARN --output text
+}
+
+store_secret() {  # store_secret NAME KEY, the value in $SECRET_VALUE: prints the secret's ARN
+    local name=$1 key=$2 file
+    file=$(mktemp)
+    chmod 600 "$file"
+    KEY=$key "$PY" -c 'import json, os, sys; json.dump({os.environ["KEY"]: os.environ["SECRET_VALUE"]}, open(sys.argv[1], "w"))' "$file"
+    if "$AWS" secretsmanager describe-secret --secret-id "$name" >/dev/null 2>&1; then
+        "$AWS" secretsmanager put-secret-value --secret-id "$name" --secret-string "file://$file" >/dev/null
+    else
+        "$AWS" secretsmanager create-secret --name "$name" --secret-string "file://$file" \
+            --description "stocksync $key (deploy/deploy.sh)" >/dev/null
+    fi
+    rm -f "$file"
+    secret_arn "$name"
 }
 
 deploy() {
@@ -73,19 +102,39 @@ deploy() {
     account=$("$AWS" sts get-caller-identity --query Account --output text)
     bucket=${ARTIFACT_BUCKET:-stocksync-artifacts-$account-$region}
 
-    local params=()
-    [ -n "${STOCKSYNC_SECRET_ID:-}" ] && params+=("SecretId=$STOCKSYNC_SECRET_ID")
-    [ -n "${STOCKSYNC_DATABASE_URL:-}" ] && params+=("DatabaseUrl=$STOCKSYNC_DATABASE_URL")
-    [ -n "${STOCKSYNC_TUSHARE_TOKEN:-}" ] && params+=("TushareToken=$STOCKSYNC_TUSHARE_TOKEN")
+    local params=() database="" tushare=""
+    if [ -n "${STOCKSYNC_DATABASE_URL:-}" ]; then
+        say "storing DATABASE_URL in the secret $STACK/database"
+        database=$(SECRET_VALUE=$STOCKSYNC_DATABASE_URL store_secret "$STACK/database" DATABASE_URL)
+    elif [ -n "${STOCKSYNC_DATABASE_SECRET:-${STOCKSYNC_SECRET_ID:-}}" ]; then
+        database=$(secret_arn "${STOCKSYNC_DATABASE_SECRET:-$STOCKSYNC_SECRET_ID}")
+    fi
+    if [ -n "${STOCKSYNC_TUSHARE_TOKEN:-}" ]; then
+        say "storing TUSHARE_TOKEN in the secret $STACK/tushare"
+        tushare=$(SECRET_VALUE=$STOCKSYNC_TUSHARE_TOKEN store_secret "$STACK/tushare" TUSHARE_TOKEN)
+    elif [ -n "${STOCKSYNC_TUSHARE_SECRET:-${STOCKSYNC_SECRET_ID:-}}" ]; then
+        tushare=$(secret_arn "${STOCKSYNC_TUSHARE_SECRET:-$STOCKSYNC_SECRET_ID}")
+    fi
+    if [ -n "${STOCKSYNC_DATABASE_URL:-}${STOCKSYNC_DATABASE_SECRET:-}${STOCKSYNC_SECRET_ID:-}" ] && [ -z "$database" ]; then
+        die "could not find or store the database secret"
+    fi
+    [ -n "$database" ] && params+=("DatabaseSecretArn=$database")
+    [ -n "$tushare" ] && params+=("TushareSecretArn=$tushare")
+    [ -n "${STOCKSYNC_API_TOKENS:-}" ] && params+=("ApiTokens=$STOCKSYNC_API_TOKENS")
+    [ -n "${STOCKSYNC_PUBLIC_READ:-}" ] && params+=("PublicRead=$STOCKSYNC_PUBLIC_READ")
+    [ -n "${STOCKSYNC_CORS_ALLOW_ORIGINS:-}" ] && params+=("CorsAllowOrigins=$STOCKSYNC_CORS_ALLOW_ORIGINS")
+    [ -n "${STOCKSYNC_SECRETS_REVISION:-}" ] && params+=("SecretsRevision=$STOCKSYNC_SECRETS_REVISION")
     [ -n "${LOG_RETENTION_DAYS:-}" ] && params+=("LogRetentionDays=$LOG_RETENTION_DAYS")
     if ! "$AWS" cloudformation describe-stacks --stack-name "$STACK" >/dev/null 2>&1; then
-        [ -n "${STOCKSYNC_SECRET_ID:-}" ] ||
-            { [ -n "${STOCKSYNC_DATABASE_URL:-}" ] && [ -n "${STOCKSYNC_TUSHARE_TOKEN:-}" ]; } ||
-            die "first deploy of $STACK: set STOCKSYNC_SECRET_ID, or STOCKSYNC_DATABASE_URL and STOCKSYNC_TUSHARE_TOKEN"
+        { [ -n "$database" ] && [ -n "$tushare" ] && [ -n "${STOCKSYNC_API_TOKENS:-}" ]; } ||
+            die "first deploy of $STACK: set STOCKSYNC_DATABASE_SECRET (or STOCKSYNC_DATABASE_URL), STOCKSYNC_TUSHARE_SECRET (or STOCKSYNC_TUSHARE_TOKEN) and STOCKSYNC_API_TOKENS"
     fi
 
     say "packaging stage $STAGE into $OUT/sam"
-    "$PY" deploy/package.py --stage "$STAGE" --format sam --out "$OUT"
+    local vpc=()
+    [ -n "${STOCKSYNC_SUBNET_IDS:-}" ] && vpc+=(--subnet-ids "$STOCKSYNC_SUBNET_IDS")
+    [ -n "${STOCKSYNC_SECURITY_GROUP_IDS:-}" ] && vpc+=(--security-group-ids "$STOCKSYNC_SECURITY_GROUP_IDS")
+    "$PY" deploy/package.py --stage "$STAGE" --format sam --out "$OUT" ${vpc[@]+"${vpc[@]}"}
 
     if ! "$AWS" s3api head-bucket --bucket "$bucket" >/dev/null 2>&1; then
         say "creating the artifact bucket s3://$bucket"

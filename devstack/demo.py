@@ -20,13 +20,13 @@ from devstack.stack import LocalStack, StackOptions
 DEFAULT_RANGE = ("2025-09-22", "2025-10-17")
 
 
-def run_job(api: str, start: str, end: str) -> dict:
+def run_job(api: str, start: str, end: str, token: str) -> dict:
     began = time.monotonic()
-    answer = start_job(api, start, end)
+    answer = start_job(api, start, end, token=token)
     if answer["status"] != "success":
         raise SystemExit(f"HTTP {answer['http_status']}: {answer['message']}")
     print(f"  {answer['data']['message']}  (task {answer['data']['task_id']})")
-    final = watch(api, answer["data"]["task_id"], interval_s=0.25)
+    final = watch(api, answer["data"]["task_id"], interval_s=0.25, token=token)
     final["wall_s"] = time.monotonic() - began
     return final
 
@@ -45,15 +45,16 @@ def main(argv: list[str] | None = None) -> int:
                                api_log=Path(tmp) / "api.log")
         print("Starting the local stack (PostgreSQL, SQS, sample tushare, API, workers)...")
         with LocalStack(options) as stack:
-            print(f"  up in {time.monotonic() - began:.1f} s; API at {stack.api_url}\n")
+            print(f"  up in {time.monotonic() - began:.1f} s; API at {stack.api_url}")
+            print(f"  the page, signed in while the demo runs: {stack.page_url}\n")
             print(f"1) Batch sync {args.start} .. {args.end}:")
-            first = run_job(stack.api_url, args.start, args.end)
+            first = run_job(stack.api_url, args.start, args.end, stack.api_token)
             trading = first["success"] + first["failed"]
             per_day = first["wall_s"] / max(trading, 1)
             print(f"  {first['message']}; {first['rows']:,} rows written in {first['wall_s']:.1f} s "
                   f"({per_day:.2f} s per trading day)\n")
             print("2) The same range again: every day is already synced or not a trading day:")
-            second = run_job(stack.api_url, args.start, args.end)
+            second = run_job(stack.api_url, args.start, args.end, stack.api_token)
             print(f"  {second['message']}; {second['rows']:,} rows written in {second['wall_s']:.1f} s\n")
     print(f"Demo finished in {time.monotonic() - began:.1f} s; the stack is stopped.")
     ok = first["status"] == "completed" and first["failed"] == 0 and second["success"] == 0

@@ -1,48 +1,49 @@
 """A local server speaking tushare pro's HTTP protocol, serving the deterministic
-sample market of `devstack.sample_data`, with fault injection for tests.
+sample market of `devstack.sample_data` (daily, adj_factor, daily_basic,
+suspend_d, stock_basic, trade_cal), with tushare's row caps, per-minute quota,
+permissions and publication time, and fault injection for tests.
 
 The real client (`tushare.pro.client.DataApi`) POSTs JSON to `<http_url>/<api_name>`
-and reads `{"code", "msg", "data": {"fields", "items"}}`; point one here with
+and reads `{"code", "msg", "data": {"fields", "items", "has_more"}}`; point one here with
 
     client = DataApi(token)
     client._DataApi__http_url = server.url   # http://127.0.0.1:PORT/dataapi
 
-Faults can be set in-process (`add_fault`) or over HTTP by another process:
-POST/DELETE /_control/faults, GET/DELETE /_control/stats.
+Everything can be set in-process or, by another process, over the control
+endpoints (see devstack.sample_http): faults, the quota, denied apis, row caps,
+whether `offset` is honoured, the publish time and the server's clock.
 
 Run standalone: python -m devstack.sample_tushare --host 127.0.0.1 --port 7001
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
 import threading
-import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
-from devstack.sample_data import (DAILY_FIELDS, FIRST_SESSION, STOCK_BASIC_FIELDS,
-                                  TRADE_CAL_FIELDS, SampleMarket, Table, default_market,
-                                  parse_day)
+from devstack.sample_apis import HANDLERS, ApiError, Call, int_param, published_sessions
+from devstack.sample_config import DEFAULT_PUBLISH_TIME, ServerConfig
+from devstack.sample_data import SampleMarket, default_market, parse_day
+from devstack.sample_http import Answer, HTTPServer, encode, page
+from devstack.sample_quota import (RATE_LIMIT_CODE, Clock, Quota, limit_for, market_time,
+                                   rate_limit_message)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "stocksync-sample-token"
-MAX_ROWS = 6000  # tushare caps one `daily` call at 6000 rows
+TIMELINE_MAX = 100_000  # calls kept per api in the stats' timeline
 
 # tushare's own wording: the client only sees `msg`, and callers classify by it.
 MSG_BAD_TOKEN = "您的token不对，请确认。"
-MSG_RATE_LIMIT = ("抱歉，您每分钟最多访问该接口500次，权限的具体详情访问："
-                  "https://tushare.pro/document/1?doc_id=108。")
+MSG_RATE_LIMIT = rate_limit_message(500)  # what the `rate_limit` fault answers
 MSG_NO_PERMISSION = ("抱歉，您没有访问该接口的权限，权限的具体详情访问："
                      "https://tushare.pro/document/1?doc_id=108。")
 
@@ -50,20 +51,12 @@ MSG_NO_PERMISSION = ("抱歉，您没有访问该接口的权限，权限的具�
 _ERROR_FAULTS: dict[str, tuple[int, int, str]] = {
     "http_500": (500, 0, "Internal Server Error"),
     "http_502": (502, 0, "Bad Gateway"),
-    "rate_limit": (200, 40203, MSG_RATE_LIMIT),
+    "rate_limit": (200, RATE_LIMIT_CODE, MSG_RATE_LIMIT),
     "bad_token": (200, 40101, MSG_BAD_TOKEN),
     "no_permission": (200, 40203, MSG_NO_PERMISSION),
 }
 FAULT_KINDS = frozenset(_ERROR_FAULTS) | {"timeout", "empty"}
 DEFAULT_TIMEOUT_DELAY_S = 5.0
-
-
-class ApiError(Exception):
-    """An answer with a non-zero tushare code (still HTTP 200, as tushare does)."""
-
-    def __init__(self, code: int, msg: str):
-        super().__init__(msg)
-        self.code, self.msg = code, msg
 
 
 @dataclass
@@ -79,60 +72,58 @@ class Fault:
                 and (self.trade_date is None or self.trade_date == trade_date))
 
 
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    content_type: str = "application/json; charset=utf-8"
-    delay: float = 0.0  # hold the answer back this long (the `timeout` fault)
-
-
 def _normalize_date(value: Any) -> str | None:
     return None if value in (None, "") else str(parse_day(value)).replace("-", "")
 
 
-def _field_list(fields: Any, known: tuple[str, ...]) -> list[str]:
-    """tushare's `fields` is 'a,b' or a list; empty means all; unknown names are dropped."""
-    names = fields.split(",") if isinstance(fields, str) else list(fields or [])
-    chosen = [n.strip() for n in names if n.strip() in known]
-    return chosen or list(known)
-
-
-def _int_param(params: dict[str, Any], name: str, default: int) -> int:
-    value = params.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApiError(40002, f"参数 {name} 必须是整数: {value!r}") from None
-
-
-def _encode(code: int, msg: str, data: dict[str, Any] | None) -> bytes:
-    payload = {"request_id": uuid.uuid4().hex, "code": code, "msg": msg, "data": data}
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
 class SampleTushareServer:
-    """tushare pro over HTTP on a background thread; see the module docstring."""
+    """tushare pro over HTTP on a background thread; see the module docstring.
+
+    Options (all also settable later with `configure`, or over /_control/config):
+      rate_limit_per_minute  None (unlimited), N for every api, or {api: N, "*": N}
+      denied_apis            apis this server's tokens may not call
+      row_caps               None (tushare's), N for every capped api, or {api: N | None}
+      ignore_offset          True (every api), or the apis that answer from row 0 whatever
+                             `offset` says, so only smaller calls get everything
+      publish_time           "HH:MM" Asia/Shanghai: a session's data exists from then on
+      other_tokens           tokens accepted besides `token` (each with its own quota)
+      clock                  the real clock's source (epoch seconds); `set_now` overrides it
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = DEFAULT_TOKEN,
-                 market: SampleMarket | None = None):
+                 market: SampleMarket | None = None, *,
+                 rate_limit_per_minute: int | Mapping[str, int] | None = None,
+                 denied_apis: Iterable[str] = (),
+                 row_caps: int | Mapping[str, int | None] | None = None,
+                 ignore_offset: bool | Iterable[str] = False,
+                 publish_time: str = DEFAULT_PUBLISH_TIME,
+                 other_tokens: Iterable[str] = (),
+                 clock: Callable[[], float] | None = None):
         self.host, self.port, self.token = host, port, token
         self.market = market or default_market()
+        self._tokens = frozenset([token, *other_tokens])
+        self._initial_config = ServerConfig().updated({
+            "rate_limit_per_minute": rate_limit_per_minute, "denied_apis": denied_apis,
+            "row_caps": row_caps, "ignore_offset": ignore_offset, "publish_time": publish_time})
+        self._config = self._initial_config
+        self.clock: Clock = Clock(clock) if clock is not None else Clock()
+        self._quota = Quota()
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._calls: Counter[str] = Counter()
         self._calls_by_date: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._refused: Counter[str] = Counter()
+        self._timeline: defaultdict[str, deque[dict[str, Any]]] = defaultdict(
+            lambda: deque(maxlen=TIMELINE_MAX))
         self._stopping = threading.Event()  # wakes handlers sleeping in a `timeout` fault
-        self._httpd: _HTTPServer | None = None
+        self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
     def start(self) -> str:
         if self._httpd is None:
             self._stopping.clear()
-            self._httpd = _HTTPServer((self.host, self.port), _Handler, self)
+            self._httpd = HTTPServer((self.host, self.port), self)
             self.port = self._httpd.server_address[1]
             self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={
                 "poll_interval": 0.1}, name=f"sample-tushare:{self.port}", daemon=True)
@@ -156,6 +147,10 @@ class SampleTushareServer:
             raise RuntimeError("the sample tushare server is not started")
         return f"http://{self.host}:{self.port}/dataapi"
 
+    @property
+    def control_url(self) -> str:
+        return self.url.rsplit("/dataapi", 1)[0] + "/_control"
+
     def __enter__(self) -> SampleTushareServer:
         self.start()
         return self
@@ -166,6 +161,45 @@ class SampleTushareServer:
     def hold(self, seconds: float) -> bool:
         """Sleep for a `timeout` fault; False if the server stops meanwhile."""
         return not self._stopping.wait(seconds)
+
+    # -- settings, clock and quota
+    def config(self) -> dict[str, Any]:
+        with self._lock:
+            return self._config.as_json()
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change some settings (names as the constructor's); returns them all."""
+        with self._lock:
+            self._config = self._config.updated(changes)
+            return self._config.as_json()
+
+    def reset_config(self) -> dict[str, Any]:
+        with self._lock:
+            self._config = self._initial_config
+            return self._config.as_json()
+
+    def set_now(self, when: Any, ticking: bool = False) -> None:
+        """The server's now: an epoch number, a datetime or an ISO string (no zone:
+        Asia/Shanghai). It stands still unless `ticking`."""
+        self.clock.set(when, ticking)
+
+    def advance_clock(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def use_real_clock(self) -> None:
+        self.clock.reset()
+
+    def reset_quota(self) -> None:
+        self._quota.clear()
+
+    def reset(self) -> None:
+        """Back to the start: no faults, no stats, constructor settings, real clock,
+        empty quota windows."""
+        self.clear_faults()
+        self.reset_stats()
+        self.reset_config()
+        self.clock.reset()
+        self.reset_quota()
 
     # -- faults and stats (thread-safe: handlers run on many threads)
     def add_fault(self, kind: str, api: str | None = "daily", trade_date: Any = None,
@@ -202,29 +236,51 @@ class SampleTushareServer:
         return None
 
     def stats(self) -> dict[str, Any]:
-        """{"calls": {api: n}, "by_trade_date": {api: {YYYYMMDD: n}}}; faulted calls count."""
+        """What was asked, every call counted (faulted and refused ones too):
+        calls {api: n}; by_trade_date {api: {YYYYMMDD: n}};
+        refused {api: n}: calls refused by the quota;
+        timeline {api: [{"at": epoch seconds (server clock), "refused": by the quota?,
+        "outcome": ...}]} in arrival order; outcome "ok", "rate_limited",
+        "no_permission", "bad_token", "unknown_api", "bad_params" or "fault:<kind>"."""
         with self._lock:
             return {"calls": dict(self._calls),
-                    "by_trade_date": {api: dict(c) for api, c in self._calls_by_date.items()}}
+                    "by_trade_date": {api: dict(c) for api, c in self._calls_by_date.items()},
+                    "refused": dict(self._refused),
+                    "timeline": {api: list(t) for api, t in self._timeline.items()}}
 
     def reset_stats(self) -> None:
         with self._lock:
             self._calls.clear()
             self._calls_by_date.clear()
+            self._refused.clear()
+            self._timeline.clear()
 
-    # -- the protocol
-    def answer(self, api: str, request: dict[str, Any]) -> Answer:
-        """The answer to one API call; independent of HTTP so it can be reasoned about alone."""
-        params = request.get("params") or {}
-        try:
-            trade_date = _normalize_date(params.get("trade_date"))
-        except ValueError:
-            trade_date = None
+    def _record(self, api: str, trade_date: str | None, at: float, outcome: str) -> None:
         with self._lock:
             self._calls[api] += 1
             if trade_date is not None:
                 self._calls_by_date[api][trade_date] += 1
+            if outcome == "rate_limited":
+                self._refused[api] += 1
+            self._timeline[api].append({"at": at, "refused": outcome == "rate_limited",
+                                        "outcome": outcome})
 
+    # -- the protocol
+    def answer(self, api: str, request: dict[str, Any]) -> Answer:
+        """The answer to one API call; independent of HTTP so it can be reasoned about alone."""
+        params = request.get("params")
+        params = params if isinstance(params, dict) else {}
+        try:
+            trade_date = _normalize_date(params.get("trade_date"))
+        except ValueError:
+            trade_date = None
+        at = self.clock.now()
+        outcome, answer = self._answer(api, request, params, trade_date, at)
+        self._record(api, trade_date, at, outcome)
+        return answer
+
+    def _answer(self, api: str, request: dict[str, Any], params: dict[str, Any],
+                trade_date: str | None, at: float) -> tuple[str, Answer]:
         # Faults come before the token check: they stand for the network and the
         # server's state, which fail whoever is asking.
         fault = self._take_fault(api, trade_date)
@@ -232,179 +288,61 @@ class SampleTushareServer:
         if fault is not None and fault.kind in _ERROR_FAULTS:
             status, code, msg = _ERROR_FAULTS[fault.kind]
             if status != 200:
-                return Answer(status, msg.encode(), "text/plain; charset=utf-8")
-            return Answer(200, _encode(code, msg, None))
+                return f"fault:{fault.kind}", Answer(status, msg.encode(), "text/plain; charset=utf-8")
+            return f"fault:{fault.kind}", Answer(200, encode(code, msg, None))
         if fault is not None and fault.kind == "timeout":
             delay = fault.delay  # then answer normally, too late for a short client timeout
 
+        with self._lock:
+            config = self._config
         try:
-            if request.get("token") != self.token:
-                raise ApiError(40101, MSG_BAD_TOKEN)
-            handler = _APIS.get(api)
+            token = request.get("token")
+            if not isinstance(token, str) or token not in self._tokens:
+                raise ApiError(40101, MSG_BAD_TOKEN, "bad_token")
+            handler = HANDLERS.get(api)
             if handler is None:
-                raise ApiError(40001, f"请指定正确的接口名: {api!r} 不存在")
-            fields, table, limit, offset = handler(self, params, request.get("fields"))
+                raise ApiError(40001, f"请指定正确的接口名: {api!r} 不存在", "unknown_api")
+            if api in config.denied_apis:
+                raise ApiError(40203, MSG_NO_PERMISSION, "no_permission")
+            quota = limit_for(config.rate_limit_per_minute, api)
+            if not self._quota.admit(token, api, at, quota):
+                raise ApiError(RATE_LIMIT_CODE, rate_limit_message(quota or 0), "rate_limited")
+            limit, offset = self._paging(api, params, config)
+            rows = handler(self.market, Call(
+                params=params, fields=request.get("fields"), offset=offset, limit=limit,
+                published=self._published(at, config), today=self._today(at)))
         except ApiError as exc:
-            return Answer(200, _encode(exc.code, exc.msg, None), delay=delay)
+            return exc.outcome, Answer(200, encode(exc.code, exc.msg, None), delay=delay)
+        table = rows.table
         if fault is not None and fault.kind == "empty":
-            table = {f: table[f][:0] for f in fields}
-        return Answer(200, _page(fields, table, limit, offset), delay=delay)
+            table = {f: table[f][:0] for f in rows.fields}
+        outcome = f"fault:{fault.kind}" if fault is not None else "ok"
+        return outcome, Answer(200, page(rows.fields, table, limit), delay=delay)
 
-    def _daily(self, params: dict[str, Any], fields: Any) -> tuple[list[str], Table, int, int]:
-        market = self.market
-        limit = min(_int_param(params, "limit", MAX_ROWS), MAX_ROWS)
-        offset = max(_int_param(params, "offset", 0), 0)
-        codes = [c.strip().upper() for c in str(params.get("ts_code") or "").split(",") if c.strip()]
-        try:
-            if params.get("trade_date"):
-                start = end = parse_day(params["trade_date"])
-            elif codes or params.get("start_date"):
-                start = parse_day(params.get("start_date") or FIRST_SESSION)
-                end = parse_day(params.get("end_date") or date.today().isoformat())
-            else:
-                raise ApiError(40002, "daily 需要 trade_date，或 ts_code / start_date")
-        except ValueError as exc:
-            raise ApiError(40002, f"日期参数错误: {exc}") from None
-        days = market.calendar.session_indices(start, end)
-        symbols = market.symbol_indices(codes) if codes else None
-        # One row past the page tells `has_more` the truth.
-        table = market.daily(symbols, days, max_rows=offset + limit + 1)
-        return _field_list(fields, DAILY_FIELDS), table, limit, offset
+    @staticmethod
+    def _paging(api: str, params: dict[str, Any], config: ServerConfig) -> tuple[int | None, int]:
+        """(rows this call may return, None: all; the first row's offset)."""
+        cap = config.row_caps.get(api)
+        asked = int_param(params, "limit", 0)
+        limit = cap if asked <= 0 else (asked if cap is None else min(asked, cap))
+        offset = 0 if api in config.ignore_offset else max(int_param(params, "offset", 0), 0)
+        return limit, offset
 
-    def _trade_cal(self, params: dict[str, Any], fields: Any) -> tuple[list[str], Table, int, int]:
-        try:
-            start = parse_day(params.get("start_date") or FIRST_SESSION)
-            end = parse_day(params.get("end_date") or f"{date.today().year}1231")
-            is_open = params.get("is_open")
-            is_open = None if is_open in (None, "") else int(is_open)
-        except ValueError as exc:
-            raise ApiError(40002, f"参数错误: {exc}") from None
-        table = self.market.calendar.days(start, end)
-        # tushare lists the calendar newest first.
-        table = {k: v[::-1] for k, v in table.items()}
-        table["exchange"] = np.full(len(table["cal_date"]), params.get("exchange") or "SSE",
-                                    dtype=object)
-        if is_open is not None:
-            keep = table["is_open"] == is_open
-            table = {k: v[keep] for k, v in table.items()}
-        return _field_list(fields, TRADE_CAL_FIELDS), table, 1 << 30, 0
+    @staticmethod
+    def _today(at: float) -> np.datetime64:
+        return np.datetime64(market_time(at).date(), "D")
 
-    def _stock_basic(self, params: dict[str, Any], fields: Any) -> tuple[list[str], Table, int, int]:
-        if (params.get("list_status") or "L") != "L":
-            table = {f: np.array([], dtype=object) for f in STOCK_BASIC_FIELDS}
-        else:
-            # Listed today: the sample universe has listings scheduled into 2026.
-            table = self.market.stock_basic(np.datetime64(date.today(), "D"))
-        exchange = {"SSE": ".SH", "SZSE": ".SZ", "BSE": ".BJ"}.get(params.get("exchange") or "")
-        keep = np.ones(len(table["ts_code"]), dtype=bool)
-        if exchange:
-            keep &= np.array([c.endswith(exchange) for c in table["ts_code"]], dtype=bool)
-        if params.get("ts_code"):
-            keep &= np.isin(table["ts_code"], str(params["ts_code"]).split(","))
-        if params.get("market"):
-            keep &= table["market"] == params["market"]
-        table = {k: v[keep] for k, v in table.items()}
-        limit = min(_int_param(params, "limit", 10_000), 10_000)
-        return (_field_list(fields, STOCK_BASIC_FIELDS), table, limit,
-                max(_int_param(params, "offset", 0), 0))
+    def _published(self, at: float, config: ServerConfig) -> int:
+        now = market_time(at)
+        return published_sessions(self.market, np.datetime64(now.date(), "D"),
+                                  now.hour * 60 + now.minute, config.publish_minute)
 
-
-_APIS = {"daily": SampleTushareServer._daily, "trade_cal": SampleTushareServer._trade_cal,
-         "stock_basic": SampleTushareServer._stock_basic}
-
-
-def _page(fields: list[str], table: Table, limit: int, offset: int) -> bytes:
-    """One page as tushare's JSON: column lists zipped into rows is the fast way
-    (~12 ms for 5,000 x 11) as json serializes tuples as arrays."""
-    total = len(table[fields[0]])
-    end = min(offset + limit, total)
-    columns = [table[f][offset:end].tolist() for f in fields]
-    data = {"fields": fields, "items": list(zip(*columns)), "has_more": end < total}
-    return _encode(0, "", data)
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True  # a handler asleep in a `timeout` fault must not block exit
-
-    def __init__(self, address: tuple[str, int], handler: type, app: SampleTushareServer):
-        super().__init__(address, handler)
-        self.app = app
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        path = urlsplit(self.path).path.rstrip("/")
-        try:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            return self._send(Answer(400, b"request body is not JSON", "text/plain"))
-        if not isinstance(body, dict):
-            return self._send(Answer(400, b"request body must be a JSON object", "text/plain"))
-        if path.startswith("/_control/"):
-            return self._control("POST", path, body)
-        # The api is the URL's last segment (DataApi's style); a bare endpoint uses the body's.
-        api = path.rsplit("/", 1)[-1]
-        if api in ("", "dataapi"):
-            api = str(body.get("api_name") or "")
-        try:
-            answer = self.server.app.answer(api, body)
-        except Exception:  # a bug here must still answer, not hang the client
-            log.exception("sample tushare failed on %s", api)
-            answer = Answer(500, b"sample tushare server error", "text/plain")
-        if answer.delay and not self.server.app.hold(answer.delay):
-            return  # shutting down: the client gave up long ago
-        self._send(answer)
-
-    def do_GET(self) -> None:
-        self._control("GET", urlsplit(self.path).path.rstrip("/"), {})
-
-    def do_DELETE(self) -> None:
-        self._control("DELETE", urlsplit(self.path).path.rstrip("/"), {})
-
-    def _control(self, method: str, path: str, body: dict[str, Any]) -> None:
-        app = self.server.app
-        result: Any
-        if (method, path) == ("POST", "/_control/faults"):
-            try:
-                fault = app.add_fault(str(body.get("kind")), api=body.get("api", "daily"),
-                                      trade_date=body.get("trade_date"),
-                                      times=body.get("times", 1), delay=body.get("delay"))
-            except (ValueError, TypeError) as exc:
-                return self._send(Answer(400, _json({"error": str(exc)})))
-            result = {"ok": True, "fault": asdict(fault)}
-        elif (method, path) == ("GET", "/_control/faults"):
-            result = {"faults": app.faults()}
-        elif (method, path) == ("DELETE", "/_control/faults"):
-            app.clear_faults()
-            result = {"ok": True}
-        elif (method, path) == ("GET", "/_control/stats"):
-            result = app.stats()
-        elif (method, path) == ("DELETE", "/_control/stats"):
-            app.reset_stats()
-            result = {"ok": True}
-        else:
-            return self._send(Answer(404, _json({"error": f"no {method} {path}"})))
-        self._send(Answer(200, _json(result)))
-
-    def _send(self, answer: Answer) -> None:
-        try:
-            self.send_response(answer.status)
-            self.send_header("Content-Type", answer.content_type)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client timed out and left; nothing to tell it
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    def published_through(self) -> str | None:
+        """The newest session whose data is out now (YYYYMMDD), or None."""
+        with self._lock:
+            config = self._config
+        count = self._published(self.clock.now(), config)
+        return str(self.market.calendar.names[count - 1]) if count else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,13 +350,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7001, help="0 picks a free port")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--rate-limit", type=int, default=None, metavar="N",
+                        help="calls a minute per token and api (default: unlimited)")
+    parser.add_argument("--row-cap", type=int, default=None, metavar="N",
+                        help="rows a call may return, every capped api (default: tushare's)")
+    parser.add_argument("--ignore-offset", action="store_true",
+                        help="answer every call from its first row, whatever `offset` says")
+    parser.add_argument("--deny", action="append", default=[], metavar="API",
+                        help="an api the token may not call (repeatable)")
+    parser.add_argument("--publish-time", default=DEFAULT_PUBLISH_TIME, metavar="HH:MM",
+                        help="when a session's data appears, Asia/Shanghai (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    with SampleTushareServer(args.host, args.port, args.token) as server:
+    try:
+        server = SampleTushareServer(
+            args.host, args.port, args.token, rate_limit_per_minute=args.rate_limit,
+            row_caps=args.row_cap, ignore_offset=args.ignore_offset, denied_apis=args.deny,
+            publish_time=args.publish_time)
+    except ValueError as exc:
+        parser.error(str(exc))
+    with server:
         print(server.url, flush=True)  # first line of stdout: scripts read the URL from it
         print(f"token: {server.token}", file=sys.stderr, flush=True)
         done.wait()

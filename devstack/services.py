@@ -76,6 +76,31 @@ class EmbeddedPostgres:
         """Start it again with the options it had (kept in postmaster.opts)."""
         self._pg_ctl("-w", "restart")
 
+    @staticmethod
+    def stop_abandoned(pgdata: Path, dead_pid: int) -> bool:
+        """What pgserver's exit handler would have done for `dead_pid`, which died without
+        running it: drop it from the server's users and stop the server if no live user is
+        left. Returns whether it stopped a server."""
+        import psutil
+        from pgserver._commands import pg_ctl
+
+        users_file = Path(pgdata) / ".handle_pids.json"
+        try:
+            users = json.loads(users_file.read_text())
+        except (OSError, ValueError):
+            users = []
+        alive = [pid for pid in users if pid != dead_pid and psutil.pid_exists(pid)]
+        if users_file.exists():
+            users_file.write_text(json.dumps(alive))
+        if alive or not (Path(pgdata) / "postmaster.pid").exists():
+            return False
+        user = "pgserver" if os.geteuid() == 0 else None  # as pgserver runs it under root
+        try:
+            pg_ctl(["-w", "-t", "60", "-m", "fast", "stop"], pgdata=Path(pgdata), user=user, timeout=90)
+        except Exception:  # noqa: BLE001 - already stopped, or gone with its directory
+            return False
+        return True
+
 
 class LocalSQS:
     """moto's server speaking the real SQS protocol, with the day queue and its dead-letter queue."""

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,17 +21,27 @@ import requests
 
 from devstack.services import (LOCAL_AWS_ENV, EmbeddedPostgres, LocalSQS, create_day_queues,
                                free_port, sqs_client)
+from devstack.tokens import LOCAL_TOKEN_NAME, local_operator_token
 from devstack.worker_loop import WorkerLoop
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY_QUEUE = "stocksync-days"
+INSTANCE_HEADER = "X-Stocksync-Instance"  # devstack.chalice_local sets it on every answer
+
+
+class StackError(RuntimeError):
+    """The local stack cannot start as asked; the message says why and what to do."""
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("STOCKSYNC_DATA_DIR") or ROOT / ".stocksync")
 
 
 @dataclass
 class StackOptions:
-    data_dir: Path = ROOT / ".stocksync"
+    data_dir: Path = field(default_factory=_default_data_dir)
     port: int = 8000
     workers: int = 2
     api: bool = True
@@ -56,10 +68,26 @@ class LocalStack:
         self._sweeper: threading.Thread | None = None
         self.api_process: subprocess.Popen[bytes] | None = None
         self.dlq_url: str | None = None
+        self.api_token = ""  # the operator token (data_dir/api-token, or STOCKSYNC_API_TOKEN)
+        # Stops what this process started should it die without stopping it (devstack.reaper).
+        self._reaper: subprocess.Popen[bytes] | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.options.port}"
+
+    @property
+    def page_url(self) -> str:
+        """The page, handing it the operator token once (the page keeps it for the session)."""
+        return f"{self.api_url}/sync-status#token={self.api_token}"
+
+    def _api_tokens(self) -> str:
+        """API_TOKENS: the stack's operator token's entry, plus any the caller configured."""
+        from chalicelib.auth import OPERATOR, entry_for
+        self.api_token = local_operator_token(self.options.data_dir)
+        own = entry_for(LOCAL_TOKEN_NAME, OPERATOR, self.api_token).line()
+        given = [os.environ.get("API_TOKENS", ""), self.options.env.get("API_TOKENS", "")]
+        return ",".join(filter(None, [own, *given]))
 
     def start(self) -> "LocalStack":
         try:
@@ -71,6 +99,9 @@ class LocalStack:
 
     def _start(self) -> None:
         opts = self.options
+        if opts.api:
+            check_port_free(opts.port)  # before anything starts: a clear refusal, nothing to undo
+        self._start_reaper()
         # Real AWS credentials in the environment win; moto only needs some.
         for key, value in LOCAL_AWS_ENV.items():
             os.environ.setdefault(key, value)
@@ -79,6 +110,7 @@ class LocalStack:
         env.update(self._start_queue())
         env.update(self._start_tushare())
         env.update(opts.env)
+        env["API_TOKENS"] = self._api_tokens()
         self.env = env
         os.environ.update(env)
 
@@ -105,7 +137,32 @@ class LocalStack:
 
     def _start_postgres(self) -> str:
         self.postgres = EmbeddedPostgres(self.options.data_dir / "pgdata")
+        self._tell_reaper(f"postgres {self.postgres.data_dir}")
         return self.postgres.start()
+
+    def _start_reaper(self) -> None:
+        # Its own session: Ctrl-C or a closed terminal must not take it along with us.
+        self._reaper = subprocess.Popen([sys.executable, "-m", "devstack.reaper"], cwd=ROOT,
+                                        stdin=subprocess.PIPE, start_new_session=True)
+
+    def _tell_reaper(self, line: str) -> None:
+        if self._reaper is not None and self._reaper.stdin is not None:
+            self._reaper.stdin.write(line.encode() + b"\n")
+            self._reaper.stdin.flush()
+
+    def _stop_reaper(self) -> None:
+        if self._reaper is None:
+            return
+        try:
+            self._tell_reaper("exit")
+            self._reaper.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+        try:
+            self._reaper.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._reaper.kill()
+        self._reaper = None
 
     def _start_queue(self) -> dict[str, str]:
         if os.environ.get("SQS_QUEUE_URL"):
@@ -130,18 +187,15 @@ class LocalStack:
         command = [sys.executable, "-m", "devstack.chalice_local", "local", "--host", "127.0.0.1",
                    "--port", str(opts.port), "--stage", "local", "--no-autoreload"]
         output = open(opts.api_log, "ab") if opts.api_log else None
-        self.api_process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.env},
-                                            stdout=output, stderr=subprocess.STDOUT if output else None)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.api_process.poll() is not None:
-                raise RuntimeError(f"chalice local exited with {self.api_process.returncode}")
-            try:
-                requests.get(self.api_url + "/api/v1/sync-status/sync/batch/jobs", timeout=2)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError("chalice local did not start within 60 s")
+        instance = uuid.uuid4().hex
+        env = {**os.environ, **self.env, "STOCKSYNC_INSTANCE": instance,
+               "STOCKSYNC_PARENT_PID": str(os.getpid())}
+        # A process group of its own, which stop() and the reaper end as a whole.
+        self.api_process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+                                            stderr=subprocess.STDOUT if output else None,
+                                            start_new_session=True)
+        self._tell_reaper(f"group {self.api_process.pid}")
+        wait_for_api(self.api_url, instance, self.api_process)
 
     def _sweep_every(self, sweep: Any) -> None:
         """What the `@app.schedule` rule does in AWS: call the sweeper on a timer."""
@@ -156,11 +210,9 @@ class LocalStack:
 
     def stop(self) -> None:
         if self.api_process is not None:
-            self.api_process.terminate()
-            try:
-                self.api_process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.api_process.kill()
+            from devstack.reaper import stop_group
+            stop_group(self.api_process.pid, grace_s=10)
+            self.api_process.wait()
             self.api_process = None
         self._sweeping.set()
         if self._sweeper is not None:
@@ -179,12 +231,47 @@ class LocalStack:
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None
+        self._stop_reaper()
 
     def __enter__(self) -> "LocalStack":
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Refuse a port something already listens on: that API would answer instead of ours."""
+    with socket.socket() as sock:
+        # As the API's own server binds: a port merely in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise StackError(
+                f"port {port} is already in use ({exc.strerror}): another `make serve`, or "
+                f"another program, listens on {host}:{port}. Stop it, or choose another port, "
+                f"e.g. PORT={port + 1} make serve") from None
+
+
+def wait_for_api(url: str, instance: str, process: subprocess.Popen[bytes],
+                 timeout_s: float = 60) -> None:
+    """Wait until the API started as `process` answers at `url`, with its instance header."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"chalice local exited with {process.returncode} before it answered "
+                             f"(is {url} taken?)")
+        try:
+            answer = requests.get(url + "/sync-status", timeout=2)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+            continue
+        if answer.headers.get(INSTANCE_HEADER) != instance:
+            raise StackError(f"another server answers at {url}, not the API this start launched: "
+                             "stop it, or choose another PORT")
+        return
+    raise StackError(f"chalice local did not answer at {url} within {timeout_s:.0f} s")
 
 
 def scheduled_event() -> dict[str, Any]:

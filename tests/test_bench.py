@@ -15,8 +15,10 @@ QUICK = bench_run.options(quick=True)
 
 
 @pytest.fixture
-def bench_stack(stack, app_module, db):
-    """The session's stack, emptied; the app imported with its environment."""
+def bench_stack(stack, app_module, db, monkeypatch):
+    """The session's stack, emptied; the app imported with its environment; its operator
+    token where the groups' requests (and their child processes) find it."""
+    monkeypatch.setenv("STOCKSYNC_API_TOKEN", stack.api_token)
     return stack
 
 

@@ -10,15 +10,16 @@ from chalice.test import Client
 
 from chalicelib.config import market_today
 from chalicelib.dates import STATES, state_of
+from tests.conftest import TokenHttp
 
 DATES = "/api/v1/sync-status/dates"
 BATCH = "/api/v1/sync-status/sync/batch"
 
 
 @pytest.fixture
-def http(app_module: Any, db: Any):
+def http(app_module: Any, db: Any, stack: Any):
     with Client(app_module.app) as client:
-        yield client.http
+        yield TokenHttp(client.http, stack.api_token)
 
 
 def get_dates(http: Any, start: str, end: str, lang: str = "") -> Any:

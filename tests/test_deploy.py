@@ -49,38 +49,53 @@ DB_CONNECTION_BUDGET = 20
 # deploy/terraform/stocksync.tf.json).
 QUEUE_ACCESS = {
     "APIHandler": {"DayQueue": {"sqs:SendMessage", "sqs:GetQueueUrl"}},
+    # SendMessage: a worker that finds the database down hands its day to a fresh, delayed copy.
     "SyncDay": {"DayQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                             "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"}},
+                             "sqs:ChangeMessageVisibility", "sqs:SendMessage", "sqs:GetQueueUrl"}},
     "DeadLetterDay": {"DeadLetterQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage",
                                           "sqs:GetQueueAttributes"}},
-    "SweepStuckDays": {"DayQueue": {"sqs:SendMessage", "sqs:GetQueueUrl"}},
+    # GetQueueAttributes: an empty queue under a quiet job means its messages are lost.
+    "SweepStuckDays": {"DayQueue": {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}},
     "Migrate": {},
 }
-# The settings each function reads that a deploy supplies (the rest: config.json).
+# The settings each function reads that a deploy supplies (the rest: config.json). No
+# secret among them: SECRETS_ARN names the secrets a function reads at cold start.
 DEPLOY_ENV = {
-    "APIHandler": {"DATABASE_URL", "SQS_QUEUE_URL"},
-    "SyncDay": {"DATABASE_URL", "SQS_QUEUE_URL", "TUSHARE_TOKEN"},
-    "DeadLetterDay": {"DATABASE_URL", "SQS_QUEUE_URL"},
-    "SweepStuckDays": {"DATABASE_URL", "SQS_QUEUE_URL"},
-    "Migrate": {"DATABASE_URL"},
+    "APIHandler": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION", "API_TOKENS", "PUBLIC_READ",
+                   "CORS_ALLOW_ORIGINS"},
+    "SyncDay": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"},
+    "DeadLetterDay": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"},
+    "SweepStuckDays": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"},
+    "Migrate": {"SECRETS_ARN", "SECRETS_REVISION"},
 }
+# Which secrets each function may read: only the worker needs the tushare token.
+SECRETS_OF = {"APIHandler": {"DatabaseSecretArn"}, "SyncDay": {"DatabaseSecretArn", "TushareSecretArn"},
+              "DeadLetterDay": {"DatabaseSecretArn"}, "SweepStuckDays": {"DatabaseSecretArn"},
+              "Migrate": {"DatabaseSecretArn"}}
+SECRET_KEYS = {"DATABASE_URL", "TUSHARE_TOKEN"}
+# Well-formed VPC ids for the dev build (deploy.sh passes STOCKSYNC_SUBNET_IDS the same way).
+DEV_SUBNETS = "subnet-0123456789abcdef0,subnet-0123456789abcdef1"
+DEV_GROUPS = "sg-0123456789abcdef2"
 LAMBDA_RESERVED_ENV = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
                        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_FUNCTION_NAME",
                        "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "_HANDLER",
                        "_X_AMZN_TRACE_ID", "AWS_XRAY_DAEMON_ADDRESS"}
 # Lambda's python3.11 runs on Amazon Linux 2.
 LAMBDA_GLIBC = (2, 26)
-PARAMETERS = {"DatabaseUrl": "postgresql://u:p@db.example:5432/stocksync", "TushareToken": "t",
-              "SecretId": "", "LogRetentionDays": "30"}
+SECRET_ARN = "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:stocksync-dev/%s-AbCdEf"
+PARAMETERS = {"DatabaseSecretArn": SECRET_ARN % "database", "TushareSecretArn": SECRET_ARN % "tushare",
+              "ApiTokens": "ops:operator:" + "a" * 64, "LogRetentionDays": "30"}
 
 
 # --- building ----------------------------------------------------------------------
 
-def _build(stage: str, out: Path, *formats: str) -> float:
+def _build(stage: str, out: Path, *formats: str, vpc: tuple[str, str] | None = None) -> float:
     started = time.monotonic()
     args = [sys.executable, str(ROOT / "deploy" / "package.py"), "--stage", stage, "--out", str(out)]
     for fmt in formats:
         args += ["--format", fmt]
+    if vpc:
+        args += ["--subnet-ids", vpc[0], "--security-group-ids", vpc[1]]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"deploy/package.py --stage {stage} failed:\n{done.stdout}{done.stderr}"
     return time.monotonic() - started
@@ -89,7 +104,7 @@ def _build(stage: str, out: Path, *formats: str) -> float:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("package")
-    seconds = {"dev": _build("dev", out / "dev", "sam", "terraform"),
+    seconds = {"dev": _build("dev", out / "dev", "sam", "terraform", vpc=(DEV_SUBNETS, DEV_GROUPS)),
                "prod": _build("prod", out / "prod", "sam")}
     return {"dev": out / "dev", "prod": out / "prod", "seconds": seconds}
 
@@ -213,16 +228,15 @@ def test_deployed_stages_settings(stage: str) -> None:
         assert config.lambda_timeout and config.lambda_memory_size >= 512, function
         assert config.iam_policy_file and not config.autogen_policy, function
         env = config.environment_variables
-        assert not {"DATABASE_URL", "TUSHARE_TOKEN", "SQS_ENDPOINT_URL"} & set(env), \
-            f"{function}: secrets come from the template's parameters, SQS from AWS itself"
+        assert not {"DATABASE_URL", "TUSHARE_TOKEN", "SQS_ENDPOINT_URL", "API_TOKENS"} & set(env), \
+            f"{function}: secrets come from Secrets Manager, tokens from the template, SQS from AWS"
         assert not LAMBDA_RESERVED_ENV & set(env), function
         assert env["DB_POOL_SIZE"] == "1"
     vpc = (_chalice_config(stage, "sync_day").subnet_ids,
            _chalice_config(stage, "sync_day").security_group_ids)
-    if stage == "prod":  # documented placeholders, refused by deploy.sh until replaced
-        assert all("REPLACE_ME" in i for ids in vpc for i in ids) and all(vpc)
-    else:
-        assert vpc == (None, None)
+    # Every deployed stage runs in a VPC, next to a private database: documented
+    # placeholders, replaced by STOCKSYNC_SUBNET_IDS / _SECURITY_GROUP_IDS or by hand.
+    assert all("REPLACE_ME" in i for ids in vpc for i in ids) and all(vpc)
 
 
 # --- the SAM template -------------------------------------------------------------
@@ -318,21 +332,42 @@ def _statements_by_function(cfn: dict[str, Any]) -> dict[str, list[dict[str, Any
     return statements
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 def test_iam_statements(cfn: dict[str, Any]) -> None:
     for function, statements in _statements_by_function(cfn).items():
         queue_access: dict[str, set[str]] = {}
+        secrets: set[str] = set()
         for statement in statements:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            actions = _as_list(statement["Action"])
             assert statement["Effect"] == "Allow"
             assert not any(a == "*" or a.endswith(":*") for a in actions), (function, statement)
-            sqs = {a for a in actions if a.startswith("sqs:")}
-            if sqs:
+            services = {a.split(":")[0] for a in actions}
+            assert len(services) == 1, (function, actions)
+            resources = _as_list(statement["Resource"])
+            if services == {"sqs"}:
                 queue = _ref_name(statement["Resource"])
                 assert queue, f"{function}: SQS actions on {statement['Resource']!r}"
-                queue_access.setdefault(queue, set()).update(sqs)
+                queue_access.setdefault(queue, set()).update(actions)
+            elif services == {"logs"}:
+                # Only the function's own log group (and its streams).
+                assert resources == [{"Fn::GetAtt": [f"{function}Logs", "Arn"]}], (function, resources)
+                assert set(actions) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+            elif services == {"secretsmanager"}:
+                assert actions == ["secretsmanager:GetSecretValue"]
+                secrets.update(_ref_name(r) for r in resources)
             else:
-                assert {a.split(":")[0] for a in actions} <= {"logs", "ec2"}, (function, actions)
+                assert services == {"ec2"}, (function, actions)
         assert queue_access == QUEUE_ACCESS[function], function
+        assert secrets == SECRETS_OF[function], function
+
+
+def _secret_refs(value: Any) -> set[str]:
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return {ref for part in value["Fn::Join"][1] for ref in _secret_refs(part)}
+    return {value["Ref"]}
 
 
 def test_each_function_reads_its_settings_from_the_deploy(sam: dict[str, Any]) -> None:
@@ -341,18 +376,126 @@ def test_each_function_reads_its_settings_from_the_deploy(sam: dict[str, Any]) -
         supplied = {k for k, v in env.items() if isinstance(v, dict)}
         assert supplied == wanted, logical_id
         assert not LAMBDA_RESERVED_ENV & set(env)
+        assert not SECRET_KEYS & set(env), f"{logical_id}: a secret in the environment"
         if "SQS_QUEUE_URL" in env:
             assert env["SQS_QUEUE_URL"] == {"Ref": "DayQueue"}
-        for key in {"DATABASE_URL", "TUSHARE_TOKEN"} & wanted:
-            condition, from_secret, from_parameter = env[key]["Fn::If"]
-            assert condition == "UseSecret"
-            assert from_secret == {"Fn::Sub": "{{resolve:secretsmanager:${SecretId}:SecretString:%s}}" % key}
-            assert from_parameter == {"Ref": {"DATABASE_URL": "DatabaseUrl",
-                                              "TUSHARE_TOKEN": "TushareToken"}[key]}
+        # Secrets by ARN, read at cold start: never `{{resolve:...}}` into the environment.
+        assert _secret_refs(env["SECRETS_ARN"]) == SECRETS_OF[logical_id], logical_id
     parameters = sam["Parameters"]
-    assert parameters["DatabaseUrl"]["NoEcho"] and parameters["TushareToken"]["NoEcho"]
+    for name in ("DatabaseSecretArn", "TushareSecretArn"):
+        assert parameters[name]["AllowedPattern"].startswith("^arn:aws")
+    assert not {"DatabaseUrl", "TushareToken", "SecretId"} & set(parameters)
     text = json.dumps({k: v for k, v in sam.items() if k != "Parameters"})
-    assert "CHANGE_ME" not in text and "postgresql://" not in text  # no secret in the template
+    assert "resolve:secretsmanager" not in text and "postgresql://" not in text  # no secret in it
+
+
+# --- least privilege: every generated policy --------------------------------------------
+
+def _cfn_policies(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for rid, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Role":
+            found += [(rid, p["PolicyDocument"]) for p in resource["Properties"].get("Policies", [])]
+        elif resource["Type"] == "AWS::IAM::Policy":
+            found.append((rid, resource["Properties"]["PolicyDocument"]))
+    return found
+
+
+def _terraform_policies(tf_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every aws_iam_role_policy as Terraform will apply it: chalice's, overridden by ours."""
+    found = []
+    blocks: dict[str, dict[str, Any]] = {}
+    for name in ("chalice.tf.json", "stocksync.tf.json", "stocksync_override.tf.json",
+                 "stocksync_functions_override.tf.json"):
+        for key, block in _load(tf_dir / name).get("resource", {}).get("aws_iam_role_policy", {}).items():
+            blocks[key] = {**blocks.get(key, {}), **block}
+    for key, block in blocks.items():
+        policy = block["policy"]
+        if policy.startswith("${jsonencode("):  # HCL object syntax: read it as JSON
+            policy = re.sub(r"(\w+) = ", r'"\1": ', policy[len("${jsonencode("):-2])
+            policy = re.sub(r'"Resource": ([\w.]+)', r'"Resource": "${\1}"', policy)
+        found.append((key, json.loads(policy)))
+    return found
+
+
+def _unscoped(policies: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    bad = []
+    for owner, document in policies:
+        for statement in _as_list(document["Statement"]):
+            if "*" in _as_list(statement["Resource"]):
+                actions = set(_as_list(statement["Action"]))
+                if statement["Effect"] != "Allow" or not actions <= set(deploy_package.NO_RESOURCE_SCOPE):
+                    bad.append(f"{owner}: {sorted(actions)} on *")
+    return bad
+
+
+def test_no_generated_policy_grants_anything_on_star_but_what_aws_cannot_scope(
+        cfn: dict[str, Any], built: dict[str, Any], tf_dir: Path) -> None:
+    """SAM dev (expanded), SAM prod, Terraform dev: a `"Resource": "*"` only for the actions of
+    deploy/package.py's NO_RESOURCE_SCOPE, each listed with the reason AWS offers no scope."""
+    prod = _translate(_load(built["prod"] / "sam" / "sam.json"))
+    for label, policies in (("sam dev", _cfn_policies(cfn)), ("sam prod", _cfn_policies(prod)),
+                            ("terraform dev", _terraform_policies(tf_dir))):
+        assert policies, label
+        assert _unscoped(policies) == [], label
+        assert deploy_package.PLACEHOLDER_SID not in json.dumps(policies), label
+    assert all(reason for reason in deploy_package.NO_RESOURCE_SCOPE.values())
+    # The check itself catches what it is for.
+    assert _unscoped([("x", {"Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents",
+                                            "Resource": "*"}]})]) == ["x: ['logs:PutLogEvents'] on *"]
+
+
+def test_each_role_writes_only_its_own_log_group_and_reads_only_its_secrets(tf_dir: Path) -> None:
+    policies = dict(_terraform_policies(tf_dir))
+    for name, logical_id in FUNCTIONS.items():
+        statements = {s["Sid"]: s for s in policies[f"{name}_role"]["Statement"]}
+        assert statements["WriteOwnLogs"]["Resource"] == ["${aws_cloudwatch_log_group.%s.arn}:*" % name]
+        assert statements["ReadOwnSecrets"]["Resource"] == [
+            deploy_package.TERRAFORM_REFS[r] for r in sorted(SECRETS_OF[logical_id])]
+        subnets = statements["CreateNetworkInterfacesInOwnSubnets"]["Resource"]
+        assert [r.rsplit(":", 1)[1] for r in subnets[1:]] == (
+            [f"subnet/{i}" for i in DEV_SUBNETS.split(",")] + [f"security-group/{DEV_GROUPS}"])
+
+
+def test_network_interface_actions_only_in_a_vpc() -> None:
+    outside = deploy_package.function_policy("sync_day", "sam", None)
+    assert not [s for s in outside["Statement"] if any(a.startswith("ec2:") for a in _as_list(s["Action"]))]
+    inside = deploy_package.function_policy("sync_day", "sam", {"subnet_ids": ["subnet-1"],
+                                                                "security_group_ids": ["sg-1"]})
+    assert {a for s in inside["Statement"] for a in _as_list(s["Action"]) if a.startswith("ec2:")}
+    with pytest.raises(deploy_package.PackageError):
+        deploy_package.stage_vpc("local", ["subnet-0123456789abcdef0"], ["sg-0123456789abcdef0"])
+
+
+def test_api_gateway_throttles_the_stage_and_the_writes(cfn: dict[str, Any], tf_dir: Path) -> None:
+    stages = _of_type(cfn, "AWS::ApiGateway::Stage")
+    (stage,) = stages.values()
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in stage["Properties"]["MethodSettings"]}
+    assert settings[("/*", "*")]["ThrottlingRateLimit"] == {"Ref": "ThrottleRateLimit"}
+    assert settings[("/*", "*")]["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurstLimit"}
+    write = settings[("/~1api~1v1~1sync-status~1sync~1batch", "POST")]
+    assert write["ThrottlingRateLimit"] == {"Ref": "WriteThrottleRateLimit"}
+    assert ("/~1api~1v1~1sync-status~1sync~1batch~1cancel~1{task_id}", "POST") in settings
+    parameters = cfn["Parameters"]
+    assert parameters["ThrottleRateLimit"]["Default"] >= parameters["WriteThrottleRateLimit"]["Default"]
+    terraform = _load(tf_dir / "stocksync.tf.json")["resource"]["aws_api_gateway_method_settings"]
+    assert terraform["all"]["settings"]["throttling_rate_limit"] == "${var.throttle_rate_limit}"
+    assert terraform["start"]["method_path"] == "api/v1/sync-status/sync/batch/POST"
+
+
+def test_api_gateways_own_errors_use_the_envelope(cfn: dict[str, Any]) -> None:
+    """Throttling, unknown paths, oversized bodies: answered by API Gateway itself, in the
+    API's envelope (SAM puts them in the REST API's definition)."""
+    (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi").values()
+    responses = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    assert {"THROTTLED", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    throttled = responses["THROTTLED"]
+    assert throttled["statusCode"] == "429"
+    assert throttled["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    for kind, response in responses.items():
+        template = response["responseTemplates"]["application/json"]
+        assert template.startswith('{"status":"error","code":"') and "$context.requestId" in template, kind
+        assert "Access-Control-Allow-Origin" not in json.dumps(response)
 
 
 def test_database_connection_budget(cfn: dict[str, Any]) -> None:
@@ -452,7 +595,7 @@ def test_app_imports_from_the_bundle_alone(built: dict[str, Any], tmp_path: Path
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(FUNCTIONS) - {"api_handler"} <= set(found["handlers"])
-    assert all(r.startswith("/api/v1/sync-status/") or r.startswith("/sync-status") for r in found["routes"])
+    assert all(r.startswith("/api/v1/") or r.startswith("/sync-status") for r in found["routes"])
 
 
 # --- Terraform ---------------------------------------------------------------------
@@ -485,6 +628,10 @@ def test_terraform_package_structure(tf_dir: Path, sam: dict[str, Any]) -> None:
         assert function["filename"] is None and "aws_s3_object.deployment" in function["s3_key"]
         supplied = {k for k, v in function["environment"]["variables"].items() if "${" in v}
         assert supplied == DEPLOY_ENV[FUNCTIONS[name]], name
+        secrets = function["environment"]["variables"]["SECRETS_ARN"]
+        assert secrets == ",".join(deploy_package.TERRAFORM_REFS[r] for r in sorted(SECRETS_OF[FUNCTIONS[name]]))
+        assert function["vpc_config"]["subnet_ids"] == DEV_SUBNETS.split(",")
+    assert "secretsmanager_secret_version" not in json.dumps(ours)  # no secret resolved into the plan
     assert "null_data_source" not in json.dumps(chalice_tf)
     assert _load(tf_dir / "stocksync_stage.tf.json")["locals"]["stocksync_prefix"] == "stocksync-dev"
     for name, policy in ours["resource"]["aws_iam_role_policy"].items():
@@ -577,6 +724,20 @@ elif args[:2] == ["cloudformation", "package"]:
     shutil.copy(opt("--template-file"), opt("--output-template-file"))
 elif args[:2] == ["cloudformation", "deploy"]:
     open(state + ".deployed", "w").close()
+elif args[:2] == ["secretsmanager", "describe-secret"]:
+    name = opt("--secret-id")
+    stored = state + ".secret." + name.replace("/", "_")
+    # The secrets deploy.sh makes (STACK/...) exist once stored; any other name is the user's.
+    if name.startswith("stocksync-") and not os.path.exists(stored):
+        print("ResourceNotFoundException", file=sys.stderr)
+        sys.exit(254)
+    print(name if name.startswith("arn:") else
+          "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:%s-AbCdEf" % name)
+elif args[:2] in (["secretsmanager", "create-secret"], ["secretsmanager", "put-secret-value"]):
+    name = opt("--name") if "--name" in args else opt("--secret-id")
+    source = opt("--secret-string")
+    assert source.startswith("file://"), "a secret value on the command line"
+    shutil.copy(source[len("file://"):], state + ".secret." + name.replace("/", "_"))
 elif args[:2] == ["lambda", "invoke"]:
     with open(args[-1], "w") as out:
         json.dump({"applied": ["001_schema"]}, out)
@@ -604,10 +765,19 @@ def _deploy_sh(tmp_path: Path, action: str, stage: str, **env: str) -> tuple[sub
     return done, calls
 
 
+VPC_ENV = {"STOCKSYNC_SUBNET_IDS": DEV_SUBNETS, "STOCKSYNC_SECURITY_GROUP_IDS": DEV_GROUPS}
+TOKENS = "ops:operator:" + "b" * 64
+
+
 def test_deploy_script_first_deploy(tmp_path: Path, built: dict[str, Any]) -> None:
-    done, calls = _deploy_sh(tmp_path, "deploy", "dev",
-                             STOCKSYNC_DATABASE_URL="postgresql://u:p@db:5432/s", STOCKSYNC_TUSHARE_TOKEN="tok")
+    dsn, token = "postgresql://u:Pw-secret-1@db:5432/s?sslmode=verify-full", "tushare-secret-2"
+    done, calls = _deploy_sh(tmp_path, "deploy", "dev", STOCKSYNC_DATABASE_URL=dsn,
+                             STOCKSYNC_TUSHARE_TOKEN=token, STOCKSYNC_API_TOKENS=TOKENS, **VPC_ENV)
     assert done.returncode == 0, done.stdout + done.stderr
+    # The values went to Secrets Manager from a file, never on a command line or in the output.
+    assert json.loads((tmp_path / "state.secret.stocksync-dev_database").read_text()) == {"DATABASE_URL": dsn}
+    assert json.loads((tmp_path / "state.secret.stocksync-dev_tushare").read_text()) == {"TUSHARE_TOKEN": token}
+    assert not any(secret in json.dumps(calls) + done.stdout + done.stderr for secret in ("Pw-secret-1", token))
     steps = [c[:2] for c in calls]
     assert steps.index(["cloudformation", "package"]) < steps.index(["cloudformation", "deploy"]) \
         < steps.index(["lambda", "invoke"])
@@ -619,7 +789,11 @@ def test_deploy_script_first_deploy(tmp_path: Path, built: dict[str, Any]) -> No
     capabilities = deploy[deploy.index("--capabilities") + 1:deploy.index("--capabilities") + 3]
     assert capabilities == ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
     overrides = deploy[deploy.index("--parameter-overrides") + 1:]
-    assert overrides == ["DatabaseUrl=postgresql://u:p@db:5432/s", "TushareToken=tok"]
+    arn = "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:stocksync-dev/%s-AbCdEf"
+    assert overrides == [f"DatabaseSecretArn={arn % 'database'}", f"TushareSecretArn={arn % 'tushare'}",
+                         f"ApiTokens={TOKENS}"]
+    packaged = json.loads((tmp_path / "out" / "sam" / "sam.json").read_text())
+    assert packaged["Resources"]["SyncDay"]["Properties"]["VpcConfig"]["SubnetIds"] == DEV_SUBNETS.split(",")
     invoke = next(c for c in calls if c[:2] == ["lambda", "invoke"])
     assert invoke[invoke.index("--function-name") + 1] == "stocksync-dev-migrate"
     assert (tmp_path / "out" / "sam" / "packaged.yaml").exists()
@@ -627,23 +801,32 @@ def test_deploy_script_first_deploy(tmp_path: Path, built: dict[str, Any]) -> No
 
 
 def test_deploy_script_refuses_what_would_fail(tmp_path: Path, built: dict[str, Any]) -> None:
-    done, calls = _deploy_sh(tmp_path, "deploy", "dev")
+    done, calls = _deploy_sh(tmp_path, "deploy", "dev", **VPC_ENV)
     assert done.returncode != 0 and "first deploy of stocksync-dev" in done.stderr
     assert not any(c[:2] in (["cloudformation", "deploy"], ["cloudformation", "package"]) for c in calls)
-    done, calls = _deploy_sh(tmp_path, "deploy", "prod", STOCKSYNC_SECRET_ID="stocksync/prod")
+    done, calls = _deploy_sh(tmp_path, "deploy", "dev", STOCKSYNC_SECRET_ID="stocksync/dev", **VPC_ENV)
+    assert done.returncode != 0 and "STOCKSYNC_API_TOKENS" in done.stderr  # no token: nobody could call it
+    done, calls = _deploy_sh(tmp_path, "deploy", "prod", STOCKSYNC_SECRET_ID="stocksync/prod",
+                             STOCKSYNC_API_TOKENS=TOKENS)
     assert done.returncode != 0 and "REPLACE_ME" in done.stderr
     assert not any(c[0] in ("cloudformation", "s3", "lambda") for c in calls)
     done, calls = _deploy_sh(tmp_path, "deploy", "local", STOCKSYNC_SECRET_ID="x")
     assert done.returncode != 0 and "no stage 'local'" in done.stderr
 
 
-def test_deploy_script_secret_id_and_migrate(tmp_path: Path, built: dict[str, Any]) -> None:
-    done, calls = _deploy_sh(tmp_path, "deploy", "dev", STOCKSYNC_SECRET_ID="stocksync/dev")
+def test_deploy_script_secret_arns_and_migrate(tmp_path: Path, built: dict[str, Any]) -> None:
+    database = "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:db-AbCdEf"
+    done, calls = _deploy_sh(tmp_path, "deploy", "dev", STOCKSYNC_DATABASE_SECRET=database,
+                             STOCKSYNC_TUSHARE_SECRET="stocksync/dev/tushare", STOCKSYNC_API_TOKENS=TOKENS,
+                             STOCKSYNC_SECRETS_REVISION="2", **VPC_ENV)
     assert done.returncode == 0, done.stderr
     deploy = next(c for c in calls if c[:2] == ["cloudformation", "deploy"])
-    assert deploy[deploy.index("--parameter-overrides") + 1:] == ["SecretId=stocksync/dev"]
+    assert deploy[deploy.index("--parameter-overrides") + 1:] == [
+        f"DatabaseSecretArn={database}",
+        "TushareSecretArn=arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:stocksync/dev/tushare-AbCdEf",
+        f"ApiTokens={TOKENS}", "SecretsRevision=2"]
     # A later deploy with nothing set keeps the stack's parameters.
-    done, calls = _deploy_sh(tmp_path, "deploy", "dev")
+    done, calls = _deploy_sh(tmp_path, "deploy", "dev", **VPC_ENV)
     assert done.returncode == 0, done.stderr
     deploy = [c for c in calls if c[:2] == ["cloudformation", "deploy"]][-1]
     assert "--parameter-overrides" not in deploy
@@ -657,7 +840,9 @@ def test_deploy_script_secret_id_and_migrate(tmp_path: Path, built: dict[str, An
 def test_docs() -> None:
     deploy_doc = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
     for needed in ("make deploy STAGE=", "make migrate", "aws lambda invoke", "cfn-lint",
-                   "DB_POOL_SIZE", "REPLACE_ME", "STOCKSYNC_SECRET_ID", "terraform"):
+                   "DB_POOL_SIZE", "REPLACE_ME", "STOCKSYNC_SECRET_ID", "terraform",
+                   "STOCKSYNC_DATABASE_SECRET", "STOCKSYNC_API_TOKENS", "SECRETS_ARN", "verify-full",
+                   "RDS Proxy", "rds-ca", "STOCKSYNC_SUBNET_IDS", "SecretsRevision"):
         assert needed in deploy_doc, needed
     architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     assert "```mermaid" in architecture

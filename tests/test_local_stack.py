@@ -18,11 +18,13 @@ def test_seed_request_runs_to_completed_over_http(stack, db, app_module):
         # The seed frontend's request: no Content-Type header, so text/plain.
         answer = requests.post(stack.api_url + BATCH, timeout=10,
                                data='{"start_date": "2025-10-01", "end_date": "2025-10-09"}',
-                               headers={"Content-Type": "text/plain;charset=UTF-8"})
+                               headers={"Content-Type": "text/plain;charset=UTF-8",
+                                        "Authorization": f"Bearer {stack.api_token}"})
         assert answer.status_code == 200, answer.text
         task_id = answer.json()["data"]["task_id"]
         out = io.StringIO()
-        final = watch(stack.api_url, task_id, interval_s=0.2, timeout_s=120, out=out)
+        final = watch(stack.api_url, task_id, interval_s=0.2, timeout_s=120, out=out,
+                      token=stack.api_token)
     finally:
         loop.stop()
     assert final["status"] == "completed"
@@ -34,9 +36,12 @@ def test_seed_request_runs_to_completed_over_http(stack, db, app_module):
 
 
 def test_http_errors_keep_the_seed_envelope(stack, db):
-    answer = start_job(stack.api_url, "2025-10-09", "2025-10-01", lang="en")
+    answer = start_job(stack.api_url, "2025-10-09", "2025-10-01", lang="en", token=stack.api_token)
     assert answer["http_status"] == 400
     assert answer["status"] == "error" and "must not be after" in answer["message"]
-    missing = requests.get(stack.api_url + BATCH + "/progress/none", timeout=10)
+    missing = requests.get(stack.api_url + BATCH + "/progress/none", timeout=10,
+                           headers={"Authorization": f"Bearer {stack.api_token}"})
     assert missing.status_code == 404 and missing.json()["status"] == "error"
-    assert missing.headers["Access-Control-Allow-Origin"] == "*"
+    # CORS is closed by default: no `*`, and only listed origins get their name back.
+    assert "Access-Control-Allow-Origin" not in missing.headers
+    assert missing.headers["Vary"] == "Origin"

@@ -74,7 +74,9 @@ def test_duplicate_and_redelivered_messages_change_nothing(api, db, workers, app
     app_module.get_queue().send_days(task_id, [date.fromisoformat(d) for d in
                                                [r["day"] for r in day_rows(db, task_id)]])
     final = workers.run_until_settled(task_id, threads=2)
-    workers.handle(30)  # whatever duplicates remain
+    # Whatever duplicates remain, including those that found a day leased and come
+    # back when the lease ends.
+    workers.drain()
     after_first = (snapshot(db), day_rows(db, task_id), api.progress(task_id).json_body["data"])
     # And a third delivery of every day after the job completed.
     app_module.get_queue().send_days(task_id, [date.fromisoformat(d["day"]) for d in after_first[1]])
@@ -137,3 +139,41 @@ def test_unknown_or_malformed_message_is_dropped(db, workers, app_module, stack)
     assert workers.handle(5) == 2
     assert workers.handle(1) == 0  # both were deleted, not redelivered
     assert scalar(db, "SELECT count(*) FROM daily_bars") == 0
+
+
+# The settings behind leases, outage recovery and lost-message detection, as deployed.
+
+def test_lease_follows_the_worker_functions_timeout_and_lapses_before_sqs_redelivers():
+    import json
+    from pathlib import Path
+
+    from chalicelib.config import Settings
+    root = Path(__file__).resolve().parent.parent
+    config = json.loads((root / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    queue = json.loads((root / "deploy" / "sam-resources.json").read_text(encoding="utf-8"))[
+        "Resources"]["DayQueue"]["Properties"]
+    timeout = config["lambda_functions"]["sync_day"]["lambda_timeout"]
+    for stage in config["stages"].values():
+        env = {**config["environment_variables"], **stage.get("environment_variables", {})}
+        settings = Settings.from_env(env)
+        assert settings.worker_timeout_s == timeout  # Lambda ends a worker by then: a live worker holds its lease
+        assert timeout < settings.lease_s < queue["VisibilityTimeout"]  # a dead worker's message finds it lapsed
+        # Lost messages are found within a few minutes: the quiet time plus the 1-minute schedule.
+        assert settings.lost_after_s + 60 <= 300
+        assert settings.job_retention_days == 180
+
+
+def test_outage_backoff_brings_a_message_back_within_twenty_seconds_however_long_the_outage():
+    from chalicelib.worker import outage_delay_s
+    assert [outage_delay_s(n) for n in range(8)] == [2, 4, 8, 16, 20, 20, 20, 20]
+    assert outage_delay_s(10**6) == 20
+
+
+def test_day_message_round_trips_its_hand_off_fields():
+    from chalicelib.queue import DayMessage, parse_day_message
+    task_id = "2025-10-09_2025-10-09_1700000000"
+    plain = DayMessage(task_id, date(2025, 10, 9))
+    assert plain.to_body() == '{"task_id": "2025-10-09_2025-10-09_1700000000", "day": "2025-10-09"}'
+    handed = DayMessage(task_id, date(2025, 10, 9), lease="0123456789abcdef" * 2, outages=3)
+    assert parse_day_message(handed.to_body()) == handed
+    assert parse_day_message(plain.to_body().encode()) == plain
