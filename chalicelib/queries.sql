@@ -373,8 +373,11 @@ SELECT 1 AS up
 SELECT g.day::date AS day, s.rows AS synced_rows, s.synced_at, c.is_open,
        l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written
 FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
+-- The range again on each table: read by its key over those dates, not all its years.
 LEFT JOIN synced_dates s ON s.trade_date = g.day::date
+     AND s.trade_date BETWEEN %(start)s::date AND %(end)s::date
 LEFT JOIN trade_calendar c ON c.exchange = %(exchange)s AND c.cal_date = g.day::date
+     AND c.cal_date BETWEEN %(start)s::date AND %(end)s::date
 LEFT JOIN LATERAL (
     SELECT d.task_id, d.status, d.skip_reason, d.error, d.rows_written
     FROM sync_job_days d
