@@ -105,17 +105,18 @@ def _at_goal_size(r: dict[str, Any]) -> dict[str, Any]:
     return largest
 
 
-@_goal("scale_series", "scale: one stock's whole series < 15 ms at 13 M rows (judged on its first read)")
+@_goal("scale_series", "scale: one stock's whole series < 15 ms at 13 M rows (fetched, first read)")
 def _scale_series(r: dict[str, Any]) -> tuple[Any, bool]:
     size = _at_goal_size(r)
-    return (f"{size['series_ms']} ms ({size['series_rows']:,} days; again: {size['series_warm_ms']} ms)",
-            size["series_ms"] < 15)
+    return (f"{size['series_ms']} ms ({size['series_rows']:,} days; read again {size['series_warm_ms']} ms; "
+            f"in the database {size.get('series_db_ms')} ms)", size["series_ms"] < 15)
 
 
-@_goal("scale_cross_section", "scale: one day's cross-section < 10 ms at 13 M rows")
+@_goal("scale_cross_section", "scale: one day's cross-section < 10 ms at 13 M rows (fetched)")
 def _scale_cross_section(r: dict[str, Any]) -> tuple[Any, bool]:
     size = _at_goal_size(r)
-    return f"{size['cross_section_ms']} ms", size["cross_section_ms"] < 10
+    return (f"{size['cross_section_ms']} ms (in the database {size.get('cross_section_db_ms')} ms)",
+            size["cross_section_ms"] < 10)
 
 
 @_goal("reads_p99", "reads: every route p99 < 20 ms under 50 pollers, 10,000 jobs behind them")
@@ -291,12 +292,15 @@ def scale_table(s: dict[str, Any] | None) -> str:
                  lambda z: f"{_f(z['limit_ms'], ' ms')}; {_f(z['limit_after_checkpoint_ms'], ' ms')}")]
     if any("series_ms" in z for z in sizes):
         lines += [
-            row("one stock's whole series (`daily_bars_series`): first read of the stock; again",
+            row("one stock's whole series (`daily_bars_series`), fetched: first read of the stock; "
+                "again; first read in the database",
                 lambda z: "-" if "series_ms" not in z else
-                f"{_f(z['series_ms'], ' ms')}; {_f(z['series_warm_ms'], ' ms')} ({z['series_rows']:,} days)"),
-            row("one day's cross-section, fetched",
+                f"{_f(z['series_ms'], ' ms')}; {_f(z['series_warm_ms'], ' ms')}; "
+                f"{_f(z.get('series_db_ms'), ' ms')} ({z['series_rows']:,} days)"),
+            row("one day's cross-section, fetched; in the database",
                 lambda z: "-" if "cross_section_ms" not in z else
-                f"{_f(z['cross_section_ms'], ' ms')} ({z['cross_section_rows']:,} rows)"),
+                f"{_f(z['cross_section_ms'], ' ms')}; {_f(z.get('cross_section_db_ms'), ' ms')} "
+                f"({z['cross_section_rows']:,} rows)"),
         ]
     lines.append(row("sizes: table; primary key; the limit's keyless table",
                      lambda z: f"{z['table_mb']} MB; {z['key_mb']} MB; {z['raw_table_mb']} MB"))

@@ -13,9 +13,11 @@ measurements, on `daily_bars` as migrated, with stocksync's own code and queries
   with no keys, holding the same history; also right after a checkpoint, the first
   write after a checkpoint's own yardstick;
 - series: one stock's whole history through `daily_bars_series` (the query named
-  `daily_bars_series`), a different stock each time ("cold": its pages are rarely in
-  shared_buffers), then the same stock again ("warm");
-- cross-section: every stock of one stored day (`daily_bars_cross_section`), fetched;
+  `daily_bars_series`), a different stock each time (its first read: its pages are rarely
+  in shared_buffers), then the same stock again;
+- cross-section: every stock of one stored day (`daily_bars_cross_section`);
+- both fetched by psycopg2 (what a Python caller waits for) and, on other stocks and
+  days, as the database's own planning and execution time (EXPLAIN ANALYZE);
 - sizes of the table and its key, and of the keyless table.
 
 Writes take turns within each round, so drift hits them alike; medians.
@@ -173,28 +175,46 @@ def _measure(db: Any, conn: Any, new_days: _NewDays, loaded: dict[str, Any] | No
 
 
 def _reads(conn: Any, codes: Any, stored: list[date], rng: random.Random, reads: int) -> dict[str, Any]:
+    """Each read fetched by psycopg2 (what a Python caller waits for), and on other stocks
+    and days, the database's own execution time (EXPLAIN ANALYZE: no transfer, no decoding)."""
     if not stored:
         return {}
-    cold, warm, series_rows, sections, section_rows = [], [], [], [], []
+    times: dict[str, list[float]] = {"series": [], "series_warm": [], "series_db": [],
+                                     "cross_section": [], "cross_section_db": []}
+    series_rows, section_rows = [], []
+    stocks = rng.sample(range(len(codes)), 2 * reads)
+    days = rng.sample(stored, min(2 * reads, len(stored)))
     with conn.cursor() as cur:
-        for k in rng.sample(range(len(codes)), reads):
+        for k in stocks[:reads]:
             params = {"ts_code": codes[k].decode(), "start": None, "end": None}
-            for bucket in (cold, warm):
+            for key in ("series", "series_warm"):
                 with Timer() as timer:
                     cur.execute(query("daily_bars_series"), params)
                     fetched = cur.fetchall()
-                bucket.append(timer.seconds)
+                times[key].append(timer.seconds)
             series_rows.append(len(fetched))
-        for day in rng.sample(stored, min(reads, len(stored))):
+        for k in stocks[reads:]:
+            times["series_db"].append(_executed(cur, query("daily_bars_series"),
+                                                {"ts_code": codes[k].decode(), "start": None, "end": None}))
+        for day in days[:len(days) // 2 or 1]:
             with Timer() as timer:
                 cur.execute(query("daily_bars_cross_section"), {"day": day})
                 fetched = cur.fetchall()
-            sections.append(timer.seconds)
+            times["cross_section"].append(timer.seconds)
             section_rows.append(len(fetched))
+        for day in days[len(days) // 2:]:
+            times["cross_section_db"].append(_executed(cur, query("daily_bars_cross_section"), {"day": day}))
     conn.rollback()
-    return {"series_ms": ms(median(cold)), "series_warm_ms": ms(median(warm)),
-            "series_rows": int(median(series_rows)), "series_reads": len(cold),
-            "cross_section_ms": ms(median(sections)), "cross_section_rows": int(median(section_rows))}
+    out: dict[str, Any] = {f"{key}_ms": ms(median(values)) for key, values in times.items()}
+    out.update({"series_rows": int(median(series_rows)), "series_reads": len(times["series"]),
+                "cross_section_rows": int(median(section_rows))})
+    return out
+
+
+def _executed(cur: Any, sql: str, params: dict[str, Any]) -> float:
+    cur.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, params)
+    plan = cur.fetchone()[0][0]
+    return (plan["Planning Time"] + plan["Execution Time"]) / 1000
 
 
 def _sizes(conn: Any) -> dict[str, Any]:

@@ -114,7 +114,8 @@ def test_scale_measures_writes_and_reads_empty_and_with_history_beside_the_limit
                   "x_resync", "x_resync_changed", "table_mb", "key_mb", "raw_table_mb")
         assert size["x_new"] == round(size["new_ms"] / size["limit_ms"], 2)
     assert "series_ms" not in empty  # nothing stored to read
-    _positive(loaded, "series_ms", "series_warm_ms", "cross_section_ms")
+    _positive(loaded, "series_ms", "series_warm_ms", "series_db_ms", "cross_section_ms",
+              "cross_section_db_ms")
     assert loaded["series_rows"] == 5 and loaded["cross_section_rows"] == 5300
     # The history stays for the reads group; the limit's table goes.
     with db.transaction() as cur:
@@ -153,8 +154,9 @@ def _scale_size(rows: int, new: float, resync: float, after: float, series: floa
             "x_resync_changed": 20.0, "x_new_after_checkpoint": after, "table_mb": 1.0,
             "key_mb": 0.5, "raw_table_mb": 1.0}
     if series is not None:
-        size.update({"series_ms": series, "series_warm_ms": series / 2, "series_rows": 2470,
-                     "cross_section_ms": 8.0, "cross_section_rows": 5300})
+        size.update({"series_ms": series, "series_warm_ms": series / 2, "series_db_ms": series - 1,
+                     "series_rows": 2470, "cross_section_ms": 8.0, "cross_section_db_ms": 2.0,
+                     "cross_section_rows": 5300})
     return size
 
 
@@ -171,7 +173,8 @@ def test_scale_goals_take_the_worst_size_and_read_goals_need_the_goals_size():
     assert "scale_write" not in bench_run.evaluate({"scale": {"sizes": [_scale_size(0, 2.0, 2.0, 2.0)]}})
     text = bench_run.table(big)
     assert "| scale: daily_bars holding | 0 rows | 13,000,000 rows |" in text
-    assert "8.00 ms (2.0x)" in text and "16.00 ms; 8.00 ms (2,470 days)" in text
+    assert "8.00 ms (2.0x)" in text and "16.00 ms; 8.00 ms; 15.00 ms (2,470 days)" in text
+    assert "8.00 ms; 2.00 ms (5,300 rows)" in text
 
 
 def test_reads_goal_is_judged_on_the_slowest_route_at_50_pollers_and_10000_jobs():
