@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import date, timedelta
@@ -331,7 +332,9 @@ def machine_text(results: dict[str, Any]) -> str:
     return (f"{m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('memory_gib')} GiB RAM, {m.get('os')}; "
             f"Python {m.get('python')}, PostgreSQL {m.get('postgres')} (pgserver, embedded); "
             f"run {results.get('meta', {}).get('finished', '?')} at commit "
-            f"{results.get('meta', {}).get('commit', '?')}")
+            f"{results.get('meta', {}).get('commit', '?')}"
+            + (f", load average {load[0]} before and {load[1]} after"
+               if (load := results.get('meta', {}).get('load_average')) else ""))
 
 
 def merge(path: Path, fresh: dict[str, Any]) -> dict[str, Any]:
@@ -367,6 +370,13 @@ def update_readme(path: Path, results: dict[str, Any]) -> bool:
     return True
 
 
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(GROUPS),
@@ -389,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 
     common.quiet_logs()
     began = time.monotonic()
+    load_before = _load()
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     log("starting the local stack (PostgreSQL, SQS, sample tushare, chalice local) ...")
     with common.bench_stack() as stack:
@@ -397,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         fresh["machine"] = {**common.machine(), "postgres": common.postgres_version(stack)}
     fresh["meta"] = {"finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "commit": common.git_commit(),
                      "quick": args.quick, "groups": list(groups), "scale": args.scale,
-                     "seconds": round(time.monotonic() - began, 1)}
+                     "seconds": round(time.monotonic() - began, 1),
+                     # The machine is shared: its 1-minute load average before and after the run.
+                     "load_average": [load_before, _load()]}
     results = merge(args.out, fresh)
     write_json(args.out, results)
     print(f"\nMachine: {machine_text(results)}\n")
