@@ -42,7 +42,7 @@ browser:
 	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing \
 	    || echo "make browser: could not install$$missing: tests/test_page.py may skip"
 
-# make bench SCALE=13e6: also with 13 M rows of history preloaded (bench/README.md; ~3 min more).
+# make bench SCALE=13e6: also with 13 M rows of history preloaded (bench/README.md; ~40 s more).
 bench: $(STAMP)
 	$(PY) -m bench.run $(if $(SCALE),--scale $(SCALE))
 
