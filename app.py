@@ -162,11 +162,39 @@ def cancel_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
     return get_jobs().cancel(task_id, cancelled_by=principal.name).as_json()
 
 
+@app.route(BATCH + "/pause/{task_id}", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def pause_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
+    task_id = _task_id(task_id)
+    return get_jobs().pause(task_id, paused_by=principal.name).as_json()
+
+
+@app.route(BATCH + "/resume/{task_id}", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def resume_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
+    task_id = _task_id(task_id)
+    return get_jobs().resume(task_id, resumed_by=principal.name).as_json()
+
+
+@app.route(BATCH + "/retry/{task_id}", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def retry_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
+    task_id = _task_id(task_id)
+    return get_jobs().retry(task_id, retried_by=principal.name).as_json()
+
+
 @app.route(BATCH + "/days/{task_id}", methods=["GET"])
 @json_api(role=READER)
 def batch_days(task_id: str) -> list[dict[str, Any]]:
     task_id = _task_id(task_id)
     return get_jobs().days(task_id)
+
+
+@app.route(BATCH + "/events/{task_id}", methods=["GET"])
+@json_api(role=READER)
+def batch_events(task_id: str) -> list[dict[str, Any]]:
+    task_id = _task_id(task_id)
+    return get_jobs().events(task_id)
 
 
 @app.route(BATCH + "/jobs", methods=["GET"])

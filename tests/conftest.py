@@ -64,7 +64,8 @@ def db(stack: LocalStack, app_module: Any):
     """The app's own pool, on emptied tables, an empty queue and a fault-free source."""
     database = app_module.get_db()
     with database.transaction() as cur:
-        cur.execute("TRUNCATE sync_jobs, sync_job_days, daily_bars, synced_dates, trade_calendar")
+        cur.execute("TRUNCATE sync_jobs, sync_job_days, sync_job_events, daily_bars, synced_dates, "
+                    "trade_calendar")
     sqs = stack.sqs_client()
     for url in (stack.env["SQS_QUEUE_URL"], stack.dlq_url):
         sqs.purge_queue(QueueUrl=url)
@@ -255,8 +256,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 # --- security suites: what a refusal must leave untouched, settings changed for a test ---
 
-TABLES = ("sync_jobs", "sync_job_days", "daily_bars", "synced_dates", "trade_calendar",
-          "schema_migrations")
+TABLES = ("sync_jobs", "sync_job_days", "sync_job_events", "daily_bars", "synced_dates",
+          "trade_calendar", "schema_migrations")
 
 
 def snapshot(db: Any, stack: LocalStack) -> dict[str, int]:
