@@ -181,8 +181,10 @@ class JobService:
         resume sends them again. Pausing a paused job changes nothing.
         """
         with self._db.transaction() as cur:
-            # Waits for claims in flight (they share-lock the job row): once this commits,
-            # no day of the job is claimed until it is resumed.
+            # Days first, then the job (the workers' lock order). Locking the days a delivery
+            # could claim waits for claims under way; once this commits, a claim sees the job
+            # paused. Days being worked on hold a live lease and are not waited for.
+            cur.execute(query("lock_claimable_days"), {"task_id": task_id})
             cur.execute(query("pause_job"), {"task_id": task_id})
             if cur.fetchone() is not None:
                 record_event(cur, task_id, "paused", paused_by)
@@ -255,6 +257,7 @@ class JobService:
         except QueueError as exc:
             log.error("sending the days of %s failed: %s; pausing it", task_id, exc)
             with self._db.transaction() as cur:
+                cur.execute(query("lock_claimable_days"), {"task_id": task_id})
                 cur.execute(query("pause_job"), {"task_id": task_id})
                 if cur.fetchone() is not None:
                     record_event(cur, task_id, "paused", None, {"reason": "queue_unavailable"})

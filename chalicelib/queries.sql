@@ -83,9 +83,9 @@ JOIN sync_jobs j ON j.task_id = d.task_id
 WHERE d.task_id = %(task_id)s AND d.day = %(day)s
 FOR UPDATE OF d
 
--- share_job_for_claim --
--- The day's job, share-locked after the day (the lock order everywhere: day, then job): a pause or cancel waits for this claim, and a claim after it sees it.
-SELECT status, force FROM sync_jobs WHERE task_id = %(task_id)s FOR SHARE
+-- job_for_claim --
+-- The day's job, read in a statement of its own once the day is locked: a pause committed before the lock was granted is seen (the join above may show the job as it was).
+SELECT status, force FROM sync_jobs WHERE task_id = %(task_id)s
 
 -- release_paused_day --
 -- A day whose own claim comes back (a database-outage hand-off) to find its job paused: pending again, for the resume to send.
@@ -182,6 +182,14 @@ UPDATE sync_jobs SET status = 'cancelled', finished_at = now(), updated_at = now
        paused_at = NULL
 WHERE task_id = %(task_id)s AND status IN ('running', 'paused')
 RETURNING task_id
+
+-- lock_claimable_days --
+-- Before a pause: lock the job's days a delivery could claim (pending, or held by a lapsed lease), so that claims already under way commit first and later ones see the pause.
+SELECT day FROM sync_job_days
+WHERE task_id = %(task_id)s
+  AND (status = 'pending' OR (status = 'running' AND (lease_until IS NULL OR lease_until <= now())))
+ORDER BY day
+FOR UPDATE
 
 -- pause_job --
 -- Pause a running job: no day starts until it is resumed (days already claimed finish).

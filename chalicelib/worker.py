@@ -186,9 +186,9 @@ class DayWorker:
                 left = day["lease_left_s"]
                 return DayResult("leased", detail=f"another delivery holds it for {left} s more",
                                  retry_after_s=left + 1)
-            # The job's row, share-locked after the day's: a pause (or cancel) committed
-            # before this is seen, and one arriving now waits until this claim commits.
-            cur.execute(query("share_job_for_claim"), key)
+            # The job as it is now, the day locked: a pause locks the days it could claim
+            # first, so it either waited for this claim or committed before it (seen here).
+            cur.execute(query("job_for_claim"), key)
             job = cur.fetchone()
             if job["status"] in ENDED:
                 cur.execute(query("settle_cancelled_day"), key)

@@ -135,6 +135,26 @@ class ApiClient:
     def days(self, task_id: str) -> Any:
         return self._client.get(f"{self.BATCH}/days/{task_id}")
 
+    def control(self, action: str, task_id: str, query: str = "") -> Any:
+        """POST pause, resume or retry (or cancel) of a task."""
+        return self._client.post(f"{self.BATCH}/{action}/{task_id}{query}",
+                                 headers={"content-type": "application/json"}, body="")
+
+    def pause(self, task_id: str, query: str = "") -> Any:
+        return self.control("pause", task_id, query)
+
+    def resume(self, task_id: str, query: str = "") -> Any:
+        return self.control("resume", task_id, query)
+
+    def retry(self, task_id: str, query: str = "") -> Any:
+        return self.control("retry", task_id, query)
+
+    def events(self, task_id: str) -> Any:
+        return self._client.get(f"{self.BATCH}/events/{task_id}")
+
+    def jobs(self) -> Any:
+        return self._client.get(f"{self.BATCH}/jobs")
+
 
 @pytest.fixture
 def workers(stack: LocalStack, app_module: Any):
@@ -201,6 +221,7 @@ class FaultLedger:
         self.rows_duplicated = 0
         self.poison_consumed = 0
         self.stragglers_settled = 0
+        self.pause_races = 0
         self.database_return_s: float | None = None  # until the batch moved again
         self.message_loss_s: float | None = None  # until the batch moved again
 
@@ -209,7 +230,7 @@ class FaultLedger:
                 f"{self.crashes}, faults injected: {self.faults}, rows checked: {self.rows_checked}, "
                 f"rows lost = {self.rows_lost}, rows duplicated = {self.rows_duplicated}, "
                 f"poison bodies consumed: {self.poison_consumed}, "
-                f"stragglers settled: {self.stragglers_settled}, "
+                f"stragglers settled: {self.stragglers_settled}, pause races: {self.pause_races}, "
                 f"seconds from database return to the batch moving again: {_seconds(self.database_return_s)}, "
                 f"seconds from message loss to recovery: {_seconds(self.message_loss_s)}")
 
@@ -248,7 +269,7 @@ def fuzz_ledger() -> FuzzLedger:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if (LEDGER.rows_checked or LEDGER.faults or LEDGER.crashes or LEDGER.duplicated
-            or LEDGER.poison_consumed or LEDGER.stragglers_settled):
+            or LEDGER.poison_consumed or LEDGER.stragglers_settled or LEDGER.pause_races):
         terminalreporter.write_sep("-", LEDGER.line())
     if FUZZ.requests:
         terminalreporter.write_sep("-", FUZZ.line())
