@@ -44,6 +44,8 @@ CONTENT_TYPES = {
     "calendar-keys.js": JS,
     "day-detail.js": JS,
     "history.js": JS,
+    "job-controls.js": JS,
+    "skips.js": JS,
 }
 
 # The page reads the origins its `?api=` may name from this tag, filled in when served.

@@ -483,6 +483,25 @@ def test_api_gateway_throttles_the_stage_and_the_writes(cfn: dict[str, Any], tf_
     assert terraform["start"]["method_path"] == "api/v1/sync-status/sync/batch/POST"
 
 
+def test_every_write_route_is_throttled_as_a_write(cfn: dict[str, Any], tf_dir: Path) -> None:
+    """Each operator POST of the app (start, cancel, pause, resume, retry, and any later one)
+    has the write throttle in the SAM template and in Terraform."""
+    import app
+    from chalicelib.api import access_of
+    from chalicelib.auth import OPERATOR
+    writes = sorted(path for path, methods in app.app.routes.items()
+                    if "POST" in methods and access_of(methods["POST"].view_function) == OPERATOR)
+    assert len(writes) >= 5
+    (stage,) = _of_type(cfn, "AWS::ApiGateway::Stage").values()
+    throttled = {m["ResourcePath"] for m in stage["Properties"]["MethodSettings"]
+                 if m["HttpMethod"] == "POST" and m["ThrottlingRateLimit"] == {"Ref": "WriteThrottleRateLimit"}}
+    assert throttled == {"/" + path.replace("/", "~1") for path in writes}
+    terraform = _load(tf_dir / "stocksync.tf.json")["resource"]["aws_api_gateway_method_settings"]
+    assert {s["method_path"] for s in terraform.values()
+            if s["settings"]["throttling_rate_limit"] == "${var.write_throttle_rate_limit}"} == \
+        {path.lstrip("/") + "/POST" for path in writes}
+
+
 def test_api_gateways_own_errors_use_the_envelope(cfn: dict[str, Any]) -> None:
     """Throttling, unknown paths, oversized bodies: answered by API Gateway itself, in the
     API's envelope (SAM puts them in the REST API's definition)."""

@@ -880,3 +880,177 @@ def test_cancel_from_the_page(tab, stack, db):
     tab.set_range("2025-10-09", "2025-10-10")
     expect(tab.day("2025-10-09")).to_have_attribute("data-state", "skipped")
     expect(tab.day("2025-10-09")).to_have_attribute("title", re.compile("原因：任务已取消"))
+
+
+# --- pause, resume, retry, and why days were skipped (issue 13) -----------------------------
+
+def start_paused_job_over_http(stack: Any, token: str, start: str = "2025-10-01", end: str = "2025-10-09") -> str:
+    task_id = start_job_over_http(stack, start, end, token)
+    answer = requests.post(f"{stack.api_url}{BATCH}/pause/{task_id}", timeout=10, headers=auth_headers(token))
+    assert answer.status_code == 200, answer.text
+    return task_id
+
+
+def ended_with_a_failed_day(stack: Any, app_module: Any, token: str) -> str:
+    """A job over RANGE that completed with 2025-09-30 failed."""
+    stack.tushare.add_fault("http_500", api="daily", trade_date="20250930", times=None)
+    task_id = start_job_over_http(stack, *RANGE, token)
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 60
+        while app_module.get_jobs().progress(task_id).status != "completed":
+            assert time.monotonic() < deadline, "the job did not complete"
+            time.sleep(0.1)
+    finally:
+        loop.stop()
+    stack.tushare.clear_faults()
+    return task_id
+
+
+def test_the_keyboard_alone_pauses_resumes_and_retries(tab, stack, app_module, db):
+    failed = ended_with_a_failed_day(stack, app_module, tab.token)
+    running = start_job_over_http(stack, "2025-10-13", "2025-10-14", tab.token)  # no workers: it waits
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)  # picked up on load
+    record_announcements(page)
+
+    # Pause: the resume button takes the pressed button's place, and the focus.
+    tab_until(page, "el.id === 'pause-button'")
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-status")).to_have_text("已暂停")
+    expect(page.locator("#resume-job-button")).to_be_focused()
+    expect(page.locator("#pause-button")).to_be_hidden()
+    expect(page.locator("#progress-line")).to_have_text("已暂停：已处理 0 / 2 天，恢复后从这里继续。")
+    expect(page.locator("#stat-eta")).to_have_text("已暂停")
+    expect(page.locator("#cancel-button")).to_be_visible()  # a paused job may be cancelled
+    assert scalar(db, "SELECT status FROM sync_jobs WHERE task_id = %(t)s", {"t": running}) == "paused"
+    # Polled while paused, and nothing more is said about it.
+    page.wait_for_timeout(2500)
+    expect(page.locator("#resume-job-button")).to_be_focused()
+
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-status")).to_have_text("同步中")
+    expect(page.locator("#pause-button")).to_be_focused()
+    page.wait_for_timeout(300)
+    said = [s["text"] for s in announcements(page)]
+    assert said == ["任务已暂停：已开始的日期会完成，其余日期等待恢复", "任务已恢复"], said
+
+    # Cancel the waiting job (a paused one could be too), then retry the failed one's day.
+    page.once("dialog", lambda dialog: dialog.accept())
+    tab_until(page, "el.id === 'cancel-button'")
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-status")).to_have_text("已取消")
+    tab_until(page, "el.id === 'history-refresh'")
+    page.keyboard.press("Enter")
+    row = page.locator(f'tr.job-row[data-task-id="{failed}"]')
+    expect(row.get_by_role("button", name=re.compile("^重试失败日期"))).to_be_visible()
+    expect(page.locator(f'tr.job-row[data-task-id="{running}"]').get_by_role(
+        "button", name=re.compile("^重试失败日期"))).to_have_count(0)  # nothing failed there
+    record_announcements(page)
+    tab_until(page, "(el.getAttribute('aria-label') || '').startsWith('重试失败日期')")
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-id")).to_have_text(failed)
+    expect(page.locator("#progress-heading")).to_be_focused()  # where the retried job's progress is
+    expect(page.locator("#job-status")).to_have_text("同步中")
+    expect(page.locator("#stat-done")).to_have_text("11 / 12")
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
+    loop.start()
+    try:
+        expect(page.locator("#job-status")).to_have_text("已完成", timeout=SLOW)
+    finally:
+        loop.stop()
+    expect(page.locator("#summary")).to_contain_text("批量同步完成: 成功4, 失败0, 跳过8")
+    said = [s["text"] for s in announcements(page)]
+    assert any(text.startswith("正在重试 1 天失败的日期：2025-09-29 至 2025-10-10") for text in said), said
+    assert not any("正在查看任务进度" in text for text in said), said  # said once, not twice
+    expect(row.get_by_role("button", name=re.compile("^重试失败日期"))).to_have_count(0)
+
+    # Its days say what the retried day failed with before, and its history the retry.
+    row.get_by_role("button", name=re.compile("^查看每日")).click()
+    days = page.locator("tr.days-row")
+    expect(days.locator("table.days tbody tr").nth(1)).to_contain_text("此前：")
+    expect(days.locator(".events li")).to_have_count(4)
+    expect(days.locator(".events li").nth(2)).to_contain_text("重试 · local-operator · 1 天")
+
+
+def test_the_summary_says_why_days_were_skipped_and_points_to_force(tab, workers, db):
+    page = tab.open()
+    tab.set_range(*RANGE)
+    page.get_by_role("button", name="开始同步").click()
+    expect(page.locator("#percent")).to_have_text("100%", timeout=SLOW)
+    expect(page.locator("#skip-reasons")).to_have_text("跳过原因：非交易日 8 天。")
+    expect(page.locator("#use-force")).to_be_hidden()
+    page.get_by_role("button", name="开始同步").click()  # the same range again: all synced
+    expect(page.locator("#skip-reasons")).to_have_text("跳过原因：非交易日 8 天，已同步过 4 天。", timeout=SLOW)
+    expect(page.locator("#force-hint")).to_contain_text("请勾选“强制重新同步”后再开始同步")
+    expect(page.locator("#force")).not_to_be_checked()
+    page.get_by_role("button", name="勾选“强制重新同步”").click()
+    expect(page.locator("#force")).to_be_checked()
+    expect(page.locator("#force")).to_be_focused()
+    page.get_by_role("button", name="Switch to English").click()
+    expect(page.locator("#skip-reasons")).to_have_text("Skipped: not a trading day: 8, already synced: 4.")
+    expect(page.get_by_role("button", name="Tick “Force re-sync”")).to_be_visible()
+
+
+def test_a_pause_elsewhere_is_shown_and_said_and_a_paused_job_refuses_a_second(tab, stack, db):
+    running = start_job_over_http(stack, "2025-10-13", "2025-10-14", tab.token)
+    page = tab.open()
+    expect(page.locator("#job-status")).to_have_text("同步中")
+    record_announcements(page)
+    requests.post(f"{stack.api_url}{BATCH}/pause/{running}", timeout=10, headers=auth_headers(tab.token))
+    expect(page.locator("#job-status")).to_have_text("已暂停", timeout=10_000)
+    expect(page.locator("#resume-job-button")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert [s["text"] for s in announcements(page)] == ["任务已暂停：已开始的日期会完成，其余日期等待恢复"]
+    tab.set_range("2025-09-01", "2025-09-02")
+    page.get_by_role("button", name="开始同步").click()
+    expect(page.locator("#form-error")).to_have_text("已有同步任务处于暂停状态，请先恢复或取消该任务后再试")
+    expect(page.locator("#conflict-notice")).to_contain_text("下面是已暂停的任务的进度。")
+    page.get_by_role("button", name="Switch to English").click()
+    expect(page.locator("#form-error")).to_have_text("A sync job is paused; resume or cancel it, then try again")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_axe_core_finds_nothing_serious_with_the_job_controls(new_tab, stack, app_module, db, viewport):
+    """Pause shown (running), resume shown (paused), retry shown (an ended job with a failed
+    day), its days and history open, the skip reasons with the force hint, in both languages."""
+    tab = new_tab(viewport)
+    page = tab.page
+    size = f"{viewport['width']}x{viewport['height']}"
+    failed = ended_with_a_failed_day(stack, app_module, tab.token)
+    running = start_job_over_http(stack, "2025-10-13", "2025-10-14", tab.token)
+    tab.open()
+    expect(page.locator("#pause-button")).to_be_visible()
+    assert_no_serious_axe(page, f"pause shown, {size}")
+    page.locator("#pause-button").click()
+    expect(page.locator("#resume-job-button")).to_be_visible()
+    assert_no_serious_axe(page, f"paused, resume shown, {size}")
+    tab.shot(f"page-paused-{size}.png")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#cancel-button").click()
+    expect(page.locator("#job-status")).to_have_text("已取消")
+    row = page.locator(f'tr.job-row[data-task-id="{failed}"]')
+    expect(row.get_by_role("button", name=re.compile("^重试失败日期"))).to_be_visible()
+    row.get_by_role("button", name=re.compile("^查看每日")).click()
+    expect(page.locator("tr.days-row .events li")).to_have_count(2)
+    assert_no_serious_axe(page, f"retry shown, days and history open, {size}")
+    assert_fits_the_screen(page)
+    # A range whose trading days are all synced already: the skip reasons, the force hint and
+    # its button.
+    tab.set_range("2025-10-09", "2025-10-12")
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
+    loop.start()
+    try:
+        page.get_by_role("button", name="开始同步").click()
+        expect(page.locator("#use-force")).to_be_visible(timeout=SLOW)
+    finally:
+        loop.stop()
+    expect(page.locator("#skip-reasons")).to_have_text("跳过原因：非交易日 2 天，已同步过 2 天。")
+    assert_no_serious_axe(page, f"skip reasons and the force hint, {size}")
+    tab.shot(f"page-all-synced-{size}.png")
+    page.get_by_role("button", name="Switch to English").click()
+    expect(page.get_by_role("button", name="Tick “Force re-sync”")).to_be_visible()
+    assert_no_serious_axe(page, f"the job controls in English, {size}")
+    assert running
+    print(f"axe-core {axe_version()}: 0 serious, 0 critical with the job controls at {size}")

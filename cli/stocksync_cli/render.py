@@ -2,6 +2,7 @@
 Chinese (the API's default) or English. Scripts use `--json` instead."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 BAR_WIDTH = 30
@@ -28,6 +29,8 @@ WORDS: dict[str, dict[str, str]] = {
         "no_jobs": "还没有同步任务。", "s": "{s} 秒", "ms": "{m} 分 {s} 秒", "hm": "{h} 小时 {m} 分",
         "ev_created": "创建", "ev_paused": "暂停", "ev_resumed": "恢复", "ev_cancelled": "取消",
         "ev_retried": "重试", "ev_completed": "完成", "ev_system": "系统",
+        "day_pending": "排队中", "day_running": "同步中", "day_success": "成功", "day_failed": "失败",
+        "day_skipped": "跳过",
     },
     "en": {
         "running": "running", "paused": "paused", "completed": "completed", "cancelled": "cancelled",
@@ -50,6 +53,8 @@ WORDS: dict[str, dict[str, str]] = {
         "no_jobs": "No sync jobs yet.", "s": "{s} s", "ms": "{m} min {s} s", "hm": "{h} h {m} min",
         "ev_created": "created", "ev_paused": "paused", "ev_resumed": "resumed", "ev_cancelled": "cancelled",
         "ev_retried": "retried", "ev_completed": "completed", "ev_system": "system",
+        "day_pending": "queued", "day_running": "syncing", "day_success": "ok", "day_failed": "failed",
+        "day_skipped": "skipped",
     },
 }
 
@@ -101,7 +106,7 @@ def progress_line(p: dict[str, Any], w: Words) -> str:
 
 def summary_lines(p: dict[str, Any], w: Words) -> list[str]:
     """What an ended job did, why days were skipped, and what to do next."""
-    lines = [w("summary", status=w(p["status"]), success=p["success"], failed=p["failed"],
+    lines = [w("summary", status=w(p["status"]).capitalize(), success=p["success"], failed=p["failed"],
                skipped=p["skipped"], rows=f"{p['rows']:,}", elapsed=w.duration(p.get("elapsed_s")))]
     reasons = {k: v for k, v in (p.get("skipped_by_reason") or {}).items() if v}
     if reasons:
@@ -119,6 +124,16 @@ def all_already_synced(p: dict[str, Any]) -> bool:
     return (p["status"] == "completed" and not p["success"] and not p["failed"]
             and reasons.get("already_synced", 0) > 0
             and reasons.get("already_synced", 0) + reasons.get("non_trading_day", 0) == p["skipped"])
+
+
+def local_time(stamp: str | None) -> str:
+    """An API time (ISO 8601 with its offset) in this machine's time zone, to the second."""
+    if not stamp:
+        return "—"
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:  # Python < 3.11 reads only 3 or 6 fractional digits
+        return stamp[:19].replace("T", " ")
 
 
 def table(rows: list[list[str]]) -> str:
@@ -140,7 +155,7 @@ def jobs_table(jobs: list[dict[str, Any]], w: Words) -> str:
     for job in jobs:
         rows.append([job["task_id"], w(job["status"]), f"{job['start_date']}..{job['end_date']}",
                      f"{job['success']}/{job['failed']}/{job['skipped']}", f"{job['rows']:,}",
-                     (job.get("created_at") or "")[:19].replace("T", " "), job.get("created_by") or "—"])
+                     local_time(job.get("created_at")), job.get("created_by") or "—"])
     return table(rows)
 
 
@@ -150,7 +165,7 @@ def days_table(days: list[dict[str, Any]], w: Words) -> str:
         detail = [w.reason(d["skip_reason"]) if d.get("skip_reason") else "", d.get("error") or ""]
         if d.get("past_errors"):
             detail.append(w("earlier") + " | ".join(d["past_errors"]))
-        rows.append([d["day"], d["status"], str(d["attempts"]),
+        rows.append([d["day"], w("day_" + d["status"]), str(d["attempts"]),
                      f"{d['rows_written']:,}" if d.get("rows_written") else "—",
                      " · ".join(x for x in detail if x)])
     return table(rows)
@@ -161,6 +176,6 @@ def events_lines(events: list[dict[str, Any]], w: Words) -> list[str]:
     for e in events:
         detail = e.get("detail") or {}
         extra = f" ({', '.join(f'{k}={v}' for k, v in detail.items())})" if detail else ""
-        lines.append(f"  {(e.get('at') or '')[:19].replace('T', ' ')}  {w('ev_' + e['kind'])}"
+        lines.append(f"  {local_time(e.get('at'))}  {w('ev_' + e['kind'])}"
                      f"  {e.get('actor') or w('ev_system')}{extra}")
     return lines
