@@ -30,7 +30,7 @@ WORDS: dict[str, dict[str, str]] = {
         "ev_created": "创建", "ev_paused": "暂停", "ev_resumed": "恢复", "ev_cancelled": "取消",
         "ev_retried": "重试", "ev_completed": "完成", "ev_system": "系统",
         "day_pending": "排队中", "day_running": "同步中", "day_success": "成功", "day_failed": "失败",
-        "day_skipped": "跳过",
+        "day_skipped": "跳过", "sep": "，",
     },
     "en": {
         "running": "running", "paused": "paused", "completed": "completed", "cancelled": "cancelled",
@@ -54,7 +54,7 @@ WORDS: dict[str, dict[str, str]] = {
         "ev_created": "created", "ev_paused": "paused", "ev_resumed": "resumed", "ev_cancelled": "cancelled",
         "ev_retried": "retried", "ev_completed": "completed", "ev_system": "system",
         "day_pending": "queued", "day_running": "syncing", "day_success": "ok", "day_failed": "failed",
-        "day_skipped": "skipped",
+        "day_skipped": "skipped", "sep": ", ",
     },
 }
 
@@ -110,7 +110,7 @@ def summary_lines(p: dict[str, Any], w: Words) -> list[str]:
                skipped=p["skipped"], rows=f"{p['rows']:,}", elapsed=w.duration(p.get("elapsed_s")))]
     reasons = {k: v for k, v in (p.get("skipped_by_reason") or {}).items() if v}
     if reasons:
-        lines.append(w("skips", reasons=", ".join(f"{w.reason(k)} {v}" for k, v in reasons.items())))
+        lines.append(w("skips", reasons=w("sep").join(f"{w.reason(k)} {v}" for k, v in reasons.items())))
     if all_already_synced(p):
         lines.append(w("force_hint"))
     if p["failed"]:
