@@ -19,6 +19,8 @@ from devstack.stack import LocalStack, StackOptions
 # Each test starts from an empty queue: let moto purge more than once a minute.
 os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
 
+ENDED = ("completed", "cancelled")  # a job's statuses once it has ended (running and paused are active)
+
 # Small limits so retries and redeliveries happen within a test's patience. A day's
 # lease is WORKER_TIMEOUT_S + LEASE_MARGIN_S: 8 s, far more than a day takes here.
 TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
@@ -175,7 +177,7 @@ class Drainer:
         jobs = self._app.get_jobs()
 
         def poll() -> None:
-            while time.monotonic() < deadline and jobs.progress(task_id).status == "running":
+            while time.monotonic() < deadline and jobs.progress(task_id).status not in ENDED:
                 if not self.loop.poll_once(wait_s=1):
                     time.sleep(0.05)
         pollers = [threading.Thread(target=poll) for _ in range(threads)]
@@ -184,7 +186,7 @@ class Drainer:
         for thread in pollers:
             thread.join()
         progress = jobs.progress(task_id).as_json()
-        assert progress["status"] != "running", f"job still running after {timeout_s}s: {progress}"
+        assert progress["status"] in ENDED, f"job still running after {timeout_s}s: {progress}"
         return progress
 
     def drain(self, timeout_s: float = 60) -> int:
