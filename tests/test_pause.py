@@ -221,3 +221,22 @@ def test_a_hand_off_that_finds_its_job_paused_lets_its_claim_go_for_the_resume(
     final = workers.run_until_settled(task_id)
     assert final["success"] == 1
     assert scalar(db, "SELECT attempts FROM sync_job_days") == 2
+
+
+def test_resume_with_the_queue_down_answers_503_and_the_job_stays_paused(api, db, app_module, workers):
+    from chalicelib.errors import ServiceUnavailable
+    from chalicelib.jobs import JobService
+    from chalicelib.queue import DayQueue
+    from devstack.services import sqs_client
+    task_id = start(api, {"start_date": "2025-10-09", "end_date": "2025-10-10"})
+    assert api.pause(task_id).status_code == 200
+    assert workers.drain() == 2  # consumed while paused
+    dead = DayQueue(sqs_client("http://127.0.0.1:9", "ap-east-1"), "http://127.0.0.1:9/000000000000/none")
+    with pytest.raises(ServiceUnavailable) as raised:
+        JobService(app_module.get_db(), dead).resume(task_id, "ops")
+    assert raised.value.code == "queue_unavailable" and raised.value.status_code == 503
+    assert raised.value.zh == "消息队列暂时不可用，任务已暂停，请稍后恢复"
+    assert scalar(db, "SELECT status FROM sync_jobs") == "paused"
+    assert [kind for kind, _ in event_kinds(api, task_id)] == ["created", "paused", "resumed", "paused"]
+    assert api.resume(task_id).status_code == 200  # the queue is back
+    assert workers.run_until_settled(task_id)["success"] == 2
