@@ -12,6 +12,7 @@ import psycopg2.errors
 from chalicelib.db import Database, query
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
 from chalicelib.limits import WriteLimits
+from chalicelib.notices import record_ending
 from chalicelib.queue import DayQueue, QueueError
 from chalicelib.validation import BatchRequest
 
@@ -57,14 +58,20 @@ class Progress:
         return asdict(self)
 
 
-def complete_job_if_done(cur: Any, task_id: str) -> None:
+def complete_job_if_done(cur: Any, task_id: str) -> bool:
     """Mark the job completed if none of its days is open; call after settling a day.
+    Returns whether this call ended the job.
 
     Without the job row's lock, two last days committing together would each
-    still see the other open, and the job would never be completed.
+    still see the other open, and the job would never be completed. The ending's
+    completion notices are written in the same transaction (chalicelib.notices).
     """
     cur.execute(query("lock_job"), {"task_id": task_id})
     cur.execute(query("complete_job_if_done"), {"task_id": task_id})
+    if cur.fetchone() is None:
+        return False
+    record_ending(cur, task_id)
+    return True
 
 
 def iso(value: date | datetime | None) -> str | None:
@@ -187,6 +194,7 @@ class JobService:
                 if job is None:
                     raise NotFound.task(task_id)
                 raise Conflict.not_running(task_id, job["status"])
+            record_ending(cur, task_id)  # its notices commit with the cancel, or not at all
         return self.progress(task_id)
 
     def days(self, task_id: str) -> list[dict[str, Any]]:

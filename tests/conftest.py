@@ -64,12 +64,15 @@ def db(stack: LocalStack, app_module: Any):
     """The app's own pool, on emptied tables, an empty queue and a fault-free source."""
     database = app_module.get_db()
     with database.transaction() as cur:
-        cur.execute("TRUNCATE sync_jobs, sync_job_days, daily_bars, synced_dates, trade_calendar")
+        cur.execute("TRUNCATE sync_jobs, sync_job_days, daily_bars, synced_dates, trade_calendar, "
+                    "job_notices, live_connections, live_tickets")
     sqs = stack.sqs_client()
     for url in (stack.env["SQS_QUEUE_URL"], stack.dlq_url):
         sqs.purge_queue(QueueUrl=url)
     stack.tushare.clear_faults()
     stack.tushare.reset_stats()
+    if stack.webhooks is not None:
+        stack.webhooks.clear()
     return database
 
 
@@ -256,7 +259,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # --- security suites: what a refusal must leave untouched, settings changed for a test ---
 
 TABLES = ("sync_jobs", "sync_job_days", "daily_bars", "synced_dates", "trade_calendar",
-          "schema_migrations")
+          "schema_migrations", "job_notices")
 
 
 def snapshot(db: Any, stack: LocalStack) -> dict[str, int]:
@@ -280,7 +283,8 @@ def configure(app_module: Any):
 
     def apply(**fields: Any) -> Any:
         settings = dataclasses.replace(app_module.get_settings(), **fields)
-        for derived in ("auth", "cors", "jobs", "worker", "dates", "sweeper"):
+        for derived in ("auth", "cors", "jobs", "worker", "dates", "sweeper", "notices", "live",
+                        "job_events"):
             app_module._clients.pop(derived, None)
         app_module._clients["settings"] = settings
         return settings
