@@ -290,12 +290,14 @@ class NoticeSender:
         raises for a destination's sake."""
         report = DeliveryReport()
         deadline = self._clock() + budget_s
+        tried: list[str] = []  # one try per notice per round, even if its retry is due at once
         for _ in range(limit):
             if self._clock() >= deadline:
                 break
-            notice = self._claim(task_id)
+            notice = self._claim(task_id, tried)
             if notice is None:
                 break
+            tried.append(notice.notice_id)
             self._deliver(notice, report)
         return report
 
@@ -311,12 +313,12 @@ class NoticeSender:
                         row["notice_id"], row["task_id"], row["destination"])
         return [row["notice_id"] for row in rows]
 
-    def _claim(self, task_id: str | None) -> Notice | None:
+    def _claim(self, task_id: str | None, tried: list[str]) -> Notice | None:
         token = uuid.uuid4().hex
         with self._db.transaction() as cur:
             cur.execute(query("claim_notice"), {
                 "lease_token": token, "lease_s": self._policy.lease_s,
-                "max_attempts": self._policy.max_attempts, "task_id": task_id})
+                "max_attempts": self._policy.max_attempts, "task_id": task_id, "tried": tried})
             row = cur.fetchone()
         if row is None:
             return None

@@ -395,7 +395,7 @@ ON CONFLICT (task_id, ending, destination) DO NOTHING
 RETURNING notice_id
 
 -- claim_notice --
--- Take the next due notice (of one job, or of any) under a lease, counting the attempt; other senders skip it while the lease lives.
+-- Take the next due notice (of one job, or of any; not one this round tried) under a lease, counting the attempt; other senders skip it while the lease lives.
 UPDATE job_notices
 SET attempts = attempts + 1, lease_token = %(lease_token)s,
     lease_until = now() + make_interval(secs => %(lease_s)s)
@@ -404,6 +404,7 @@ WHERE notice_id = (
     WHERE status = 'pending' AND due_at <= now() AND attempts < %(max_attempts)s
       AND (lease_until IS NULL OR lease_until <= now())
       AND (%(task_id)s::text IS NULL OR task_id = %(task_id)s)
+      AND NOT notice_id = ANY(%(tried)s::uuid[])
     ORDER BY due_at, created_at, destination
     LIMIT 1
     FOR UPDATE SKIP LOCKED)

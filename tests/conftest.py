@@ -22,7 +22,11 @@ os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
 # Small limits so retries and redeliveries happen within a test's patience. A day's
 # lease is WORKER_TIMEOUT_S + LEASE_MARGIN_S: 8 s, far more than a day takes here.
 TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
-                 "TUSHARE_TIMEOUT_S": "1", "WORKER_TIMEOUT_S": "6", "LEASE_MARGIN_S": "2"}
+                 "TUSHARE_TIMEOUT_S": "1", "WORKER_TIMEOUT_S": "6", "LEASE_MARGIN_S": "2",
+                 # Completion notices: a claim outlives one send (2 s) by a little; retries
+                 # are due at once (each sweep), three attempts in all.
+                 "NOTIFY_TIMEOUT_S": "2", "NOTIFY_LEASE_S": "3", "NOTIFY_MAX_ATTEMPTS": "3",
+                 "NOTIFY_RETRY_BASE_S": "0", "NOTIFY_RETRY_MAX_S": "0"}
 # A reader token next to the stack's own operator token (LocalStack.api_token).
 # pytest imports this file as `conftest` and the tests as `tests.conftest`: one token for both.
 READER_TOKEN = os.environ.setdefault("STOCKSYNC_TEST_READER_TOKEN", new_token())
