@@ -9,6 +9,7 @@
  *   progress.js   the watched job
  *   calendar.js   the calendar (calendar-keys.js: its keys; day-detail.js: a day's details)
  *   history.js    the job history
+ *   live.js       pushed progress over the WebSocket API (polling is the fallback)
  *   dom.js, dates.js, bus.js: helpers, ISO dates, the events the parts talk by
  * A new control is a module with an init() listed in PARTS, listening on bus.js's events.
  */
@@ -20,12 +21,13 @@ import { $, setText, show } from './dom.js';
 import * as form from './form.js';
 import * as history from './history.js';
 import { applyStaticText, currentLang, initLang, setLang, t } from './i18n.js';
+import * as live from './live.js';
 import * as progress from './progress.js';
 
 // The token must leave the address bar before anything else can see or copy it.
 auth.takeTokenFromAddress();
 
-const PARTS = [auth, form, progress, calendar, history];
+const PARTS = [auth, form, progress, calendar, history, live];
 
 function renderChrome() {
   const toggle = $('lang-toggle');

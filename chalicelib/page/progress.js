@@ -1,6 +1,9 @@
 /* The watched job: polled every 2 seconds (the seed's interval) until it ends or for 30
  * minutes, drawn in place (bar, counts, times, summary), cancelled on request. What changes
  * its state (started, a day failed, ended, polling stopped) is announced; a poll is not.
+ * Where the job's progress is pushed (live.js), polling stops while pushes arrive: a poll
+ * only every 30 s without one, in case a push went missing; it resumes at once when the
+ * pushes stop.
  */
 import { announce } from './announcer.js';
 import { callApi } from './api.js';
@@ -9,6 +12,8 @@ import { $, h, setAttr, setText, show } from './dom.js';
 import { fmtDuration, fmtInt, t } from './i18n.js';
 
 const POLL_MS = 2000;
+const PUSHED_CHECK_MS = 30_000; // while pushes arrive: a poll only after this long without one
+const ENDED = ['completed', 'cancelled'];
 const WATCH_LIMIT_MS = 30 * 60 * 1000;
 const FAILED_NAMED = 3; // failed days named one by one in an announcement, then counted
 
@@ -29,6 +34,8 @@ export function init() {
   on('lang', render);
   // Polling stopped on a 401 (or a 404): signed in again, it starts over.
   on('auth', () => { if (job && job.stopped) watch({ taskId: job.taskId }); });
+  on('live-progress', onPushed);
+  on('live-state', onLiveState);
   render();
 }
 
@@ -38,7 +45,7 @@ function watch({ taskId, conflict: refused, started, focus }) {
   if (job && job.timer) clearTimeout(job.timer);
   const same = job && job.taskId === taskId;
   job = {
-    taskId, since: Date.now(), timer: null, stopped: false, lastCurrent: -1,
+    taskId, since: Date.now(), timer: null, stopped: false, lastCurrent: -1, pushed: false, done: false, live: false,
     // A job found running (on load, from the history): its earlier failures are not news.
     quietFirst: !started && !same,
     failedSeen: same ? job.failedSeen : new Set(), failedCount: same ? job.failedCount : 0,
@@ -59,27 +66,12 @@ function watch({ taskId, conflict: refused, started, focus }) {
 
 async function poll(announceWatching) {
   const w = job;
-  if (!w) return;
+  if (!w || w.done) return;
   w.timer = null;
   const answer = await callApi('GET', 'sync/batch/progress/' + encodeURIComponent(w.taskId));
-  if (job !== w) return; // another job is being watched now
+  if (job !== w || w.done) return; // another job is being watched now, or this one ended
   if (answer.ok) {
-    const p = answer.data;
-    if (announceWatching) announce(t('ann_watching', { start: p.start_date, end: p.end_date }));
-    progress = p;
-    pollError = null;
-    // Which days failed is said before anything that follows it (the end, say); days that
-    // had failed before the page first saw the job are not news.
-    if (p.failed > w.failedCount) await announceFailedDays(w, p.failed, w.quietFirst && w.lastCurrent === -1);
-    if (job !== w) return;
-    if (p.current !== w.lastCurrent) {
-      w.lastCurrent = p.current;
-      emit('job-progress', { progress: p });
-    }
-    if (p.status !== 'running') {
-      ended(p);
-      return;
-    }
+    if (await take(w, answer.data, announceWatching)) return;
   } else {
     if (!pollError) announce(t('ann_poll_error'));
     pollError = answer.message;
@@ -90,16 +82,87 @@ async function poll(announceWatching) {
     }
   }
   if (Date.now() - w.since >= WATCH_LIMIT_MS) {
+    // Watching stops after 30 minutes, pushed or polled; the resume button starts it again.
     timedOut = true;
+    w.live = false;
+    emit('live-unwatch');
     render();
     announce(t('poll_timeout'));
     return;
   }
   render();
-  w.timer = setTimeout(() => poll(null), POLL_MS);
+  schedule(w);
+}
+
+function schedule(w) {
+  if (w.timer) clearTimeout(w.timer);
+  w.timer = setTimeout(() => poll(null), w.pushed ? PUSHED_CHECK_MS : POLL_MS);
+}
+
+/** Whether `p` is news: polls and pushes may cross, and an older picture must not win. */
+function newer(p) {
+  if (!progress || progress.task_id !== p.task_id) return true;
+  if (ENDED.includes(p.status)) return true;
+  if (p.elapsed_s !== progress.elapsed_s) return p.elapsed_s > progress.elapsed_s;
+  return p.current >= progress.current;
+}
+
+/** A progress answer, polled or pushed; returns true once the job has ended. */
+async function take(w, p, announceWatching) {
+  if (!newer(p)) return false;
+  if (announceWatching) announce(t('ann_watching', { start: p.start_date, end: p.end_date }));
+  progress = p;
+  pollError = null;
+  // Which days failed is said before anything that follows it (the end, say); days that
+  // had failed before the page first saw the job are not news.
+  if (p.failed > w.failedCount) await announceFailedDays(w, p.failed, w.quietFirst && w.lastCurrent === -1);
+  if (job !== w || w.done) return true;
+  if (p.current !== w.lastCurrent) {
+    w.lastCurrent = p.current;
+    emit('job-progress', { progress: p });
+  }
+  if (p.status !== 'running') {
+    ended(p);
+    return true;
+  }
+  if (!w.live) {
+    w.live = true; // running: ask for pushes (live.js), which stop the 2 s polls once they come
+    emit('live-watch', { taskId: w.taskId });
+  }
+  return false;
+}
+
+function onPushed({ taskId, progress: p }) {
+  const w = job;
+  if (!w || w.done || w.taskId !== taskId || w.stopped || timedOut) return;
+  w.pushed = true;
+  take(w, p, null).then((over) => {
+    if (over || job !== w) return;
+    render();
+    schedule(w); // the next poll only if no push comes for a while
+  });
+}
+
+function onLiveState({ taskId, up }) {
+  const w = job;
+  if (!w || w.done || w.taskId !== taskId || up || !w.pushed) return; // never pushed: polls go on
+  // Pushes stopped: poll at once, then every 2 s.
+  w.pushed = false;
+  if (!w.stopped && !timedOut && (!progress || progress.status === 'running')) {
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+    poll(null);
+  }
 }
 
 function ended(p) {
+  const w = job;
+  if (w) {
+    w.done = true;
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+  }
+  emit('live-unwatch');
   render();
   announce(summaryText(p));
   emit('job-ended', { progress: p });
@@ -211,8 +274,6 @@ async function onCancel() {
   const answer = await callApi('POST', 'sync/batch/cancel/' + encodeURIComponent(w.taskId));
   if (job !== w) return;
   if (answer.ok) {
-    if (w.timer) clearTimeout(w.timer);
-    w.timer = null;
     progress = answer.data;
     ended(answer.data);
     // The cancel button is gone with the running job: the outcome takes the focus.
