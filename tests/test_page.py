@@ -502,7 +502,10 @@ def test_the_page_and_its_modules_are_served_with_their_types_and_headers(stack,
     # Security headers: the page talks to itself and the configured API origins only.
     headers = page.headers
     csp = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
-    assert csp["connect-src"] == f"'self' {origin}"
+    # ... and the WebSocket of pushed progress (LIVE_WEBSOCKET_URL), whose URL the page reads.
+    live = stack.env["LIVE_WEBSOCKET_URL"]
+    assert f'<meta name="stocksync-live-url" content="{live}">' in page.text
+    assert csp["connect-src"] == f"'self' {origin} {live.rstrip('/')}"
     assert csp["script-src"] == "'self'" and csp["frame-ancestors"] == "'none'"
     assert headers["Referrer-Policy"] == "no-referrer"
     assert "camera=()" in headers["Permissions-Policy"] and "geolocation=()" in headers["Permissions-Policy"]
@@ -791,6 +794,8 @@ def test_the_keyboard_alone_signs_in_picks_dates_starts_watches_and_cancels(tab,
 
 def test_focus_stays_on_a_calendar_day_while_a_sync_redraws_it(tab, stack, app_module, db):
     """And the screen reader hears the sync start and end, not each step."""
+    # Polled, as without pushes (the pushed twin: test_progress_is_pushed_and_the_page_...).
+    no_live_ticket_route(tab.page)
     running = start_job_over_http(stack, *RANGE, tab.token)
     page = tab.open()
     expect(page.locator("#task-id")).to_have_text(running)
@@ -823,6 +828,7 @@ def test_focus_stays_on_a_calendar_day_while_a_sync_redraws_it(tab, stack, app_m
 
 
 def test_announcements_are_state_changes_not_polls(tab, stack, workers, db):
+    no_live_ticket_route(tab.page)  # polled, as without pushes (pushed: see the live tests below)
     page = tab.open()
     stack.tushare.add_fault("http_500", api="daily", trade_date="20250930", times=None)
     tab.set_range(*RANGE)
@@ -919,10 +925,17 @@ def test_progress_is_pushed_and_the_page_polls_nothing_while_the_job_advances(ta
     page = tab.open()
     expect(page.locator("#task-id")).to_have_text(running)
     pushes_up(page)
+    tab.set_range(*RANGE)
+    tab_until(page, "el.matches('#calendar button.day')")
+    page.keyboard.press("ArrowRight")
+    page.evaluate("document.activeElement.__mine = true")
     record_announcements(page)
     polls = len(tab.api_calls("/batch/progress/"))
     assert settle_days_slowly(stack, app_module, 12) == 12  # about 4 s: two poll intervals
     expect(page.locator("#percent")).to_have_text("100%")
+    # Pushes redraw the calendar as polls did, and the focus stays on the day it was on.
+    expect(tab.day("2025-09-30")).to_have_attribute("data-state", "synced")
+    assert page.evaluate("document.activeElement.__mine === true && document.activeElement.dataset.date") == "2025-09-30"
     expect(page.locator("#summary")).to_contain_text("批量同步完成: 成功4, 失败0, 跳过8")
     expect(page.locator("#job-status")).to_have_text("已完成")
     page.wait_for_timeout(300)
