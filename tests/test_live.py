@@ -200,3 +200,15 @@ def test_the_page_learns_the_websocket_url_and_may_connect_to_it(stack, db):
         page.headers["Content-Security-Policy"]
     assert "wss://abc.execute-api.ap-east-1.amazonaws.com;" in content_security_policy(
         (), "wss://abc.execute-api.ap-east-1.amazonaws.com/api")
+
+
+def test_the_ticket_route_is_a_read_in_the_role_table_and_the_published_document(app_module, stack, db):
+    """The 401/403 matrix and the fuzz walk app.app.routes and the OpenAPI document: the
+    ticket route is in both, as a reader's route with bearer security."""
+    from chalicelib.api import access_of
+    assert access_of(app_module.app.routes[TICKET]["POST"].view_function) == "reader"
+    document = requests.get(stack.api_url + "/api/v1/openapi.json", timeout=10,
+                            headers={"Authorization": f"Bearer {READER_TOKEN}"}).json()["data"]
+    operation = document["paths"][TICKET]["post"]
+    assert operation["security"] == [{"bearer": []}] and operation["x-stocksync-access"] == "reader"
+    assert requests.post(stack.api_url + TICKET, timeout=10).status_code == 401
