@@ -92,6 +92,14 @@ class NotFound(StocksyncError):
         shown = shorten(task_id)
         return cls(f"任务不存在: {shown}", f"No such task: {shown}")
 
+    @classmethod
+    def live_unavailable(cls) -> "NotFound":
+        # No WebSocket API here: the page falls back to polling, as for any answer but a ticket.
+        error = cls("此部署未启用实时推送，请改用轮询查看进度",
+                    "Pushed progress is not enabled on this deployment; poll the progress instead")
+        error.code = "live_unavailable"
+        return error
+
 
 class PayloadTooLarge(StocksyncError):
     status_code = 413

@@ -4,7 +4,8 @@ history.
 A job is `running`, `paused`, `completed` or `cancelled`; running and paused are active
 (one at a time), completed and cancelled have ended. A job ends in exactly two places,
 `complete_job_if_done` and `JobService.cancel`; a retry re-opens an ended job, so a job
-may end more than once (its `retries` and `finished_at` tell which ending is which).
+may end more than once (its `endings` count says which ending is which; `retries`, how
+many times it was re-opened).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import psycopg2.errors
 from chalicelib.db import Database, query
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
 from chalicelib.limits import WriteLimits
+from chalicelib.notices import record_ending
 from chalicelib.progress import ENDED, Progress, iso, progress_from_row
 from chalicelib.queue import DayQueue, QueueError
 from chalicelib.validation import BatchRequest
@@ -53,16 +55,22 @@ class RetriedJob:
         return asdict(self)
 
 
-def complete_job_if_done(cur: Any, task_id: str) -> None:
+def complete_job_if_done(cur: Any, task_id: str) -> bool:
     """Mark the job completed if none of its days is open; call after settling a day.
+    Returns whether this call ended the job.
 
     Without the job row's lock, two last days committing together would each
-    still see the other open, and the job would never be completed.
+    still see the other open, and the job would never be completed. The ending's
+    history line and completion notices are written in the same transaction
+    (chalicelib.notices).
     """
     cur.execute(query("lock_job"), {"task_id": task_id})
     cur.execute(query("complete_job_if_done"), {"task_id": task_id})
-    if cur.fetchone() is not None:
-        record_event(cur, task_id, "completed")
+    if cur.fetchone() is None:
+        return False
+    record_event(cur, task_id, "completed")
+    record_ending(cur, task_id)
+    return True
 
 
 def record_event(cur: Any, task_id: str, kind: str, actor: str | None = None,
@@ -171,6 +179,7 @@ class JobService:
                 raise self._not_active(cur, task_id, "cancel")
             record_event(cur, task_id, "cancelled", cancelled_by,
                          None if reason == "cancelled" else {"reason": reason})
+            record_ending(cur, task_id)  # its notices commit with the cancel, or not at all
         return self.progress(task_id)
 
     def pause(self, task_id: str, paused_by: str | None = None) -> Progress:

@@ -26,7 +26,7 @@ ERROR_CODES = {
     "400": "the request names what is wrong (`code`, `message`)",
     "401": "no token, or one that is not valid (`WWW-Authenticate: Bearer`)",
     "403": "the token's role may not do this, or a write from a page of another origin",
-    "404": "no such task",
+    "404": "no such task (the live ticket: pushed progress not enabled here)",
     "405": "method not allowed",
     "409": "a job is running or paused (`data.task_id`, `data.status`), the job has ended "
            "(or, for a retry, has not ended, or has no failed day)",
@@ -80,6 +80,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": [{"name": name, "in": "query", "required": True,
                         "schema": {"type": "string", "pattern": DATE_PATTERN}} for name in ("start", "end")]
         + [LANG]},
+    ("/api/v1/sync-status/live/ticket", "POST"): {
+        "summary": "A one-time ticket (valid 30 s) to open the WebSocket of pushed progress: "
+                   "`{ticket, expires_in_s, url}`; connect to `url?ticket=...`. 404 "
+                   "`live_unavailable` where no WebSocket API is deployed", "parameters": [LANG]},
     ("/api/v1/sync-status/whoami", "GET"): {
         "summary": "The caller: token name and role, and whether reads are public", "parameters": [LANG]},
     ("/api/v1/openapi.json", "GET"): {"summary": "This document"},

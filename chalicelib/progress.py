@@ -42,6 +42,9 @@ class Progress:
     paused_s: float = 0.0  # every pause so far, the current one included
     paused_at: str | None = None  # when the current pause began
     retries: int = 0  # how many times a retry re-opened the job
+    # When the job's status last changed (created, paused, resumed, re-opened, ended): of two
+    # pictures of the job, polled and pushed, the one with the later change is the newer.
+    updated_at: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +86,7 @@ def progress_from_row(row: dict[str, Any]) -> Progress:
         paused_s=round(float(row["paused_s"]) + pausing_s, 1),
         paused_at=iso(row["paused_at"]),
         retries=int(row["retries"]),
+        updated_at=iso(row.get("updated_at")),
     )
 
 

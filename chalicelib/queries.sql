@@ -45,7 +45,7 @@ SELECT kind, actor, at, detail FROM sync_job_events WHERE task_id = %(task_id)s 
 -- A job with its days aggregated: the numbers the progress endpoint shows.
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
        j.created_at, j.finished_at, now() AS observed_at,
-       j.paused_at, j.paused_s, j.run_paused_s, j.retries,
+       j.paused_at, j.paused_s, j.run_paused_s, j.retries, j.updated_at,
        coalesce(j.run_started_at, j.created_at) AS run_started_at,
        count(d.day) AS total,
        count(d.day) FILTER (WHERE d.status = 'success') AS success,
@@ -460,3 +460,119 @@ SELECT (SELECT count(*) FROM mine WHERE created_at > now() - interval '1 hour') 
        (SELECT count(*) FROM mine WHERE force) AS forced,
        ceil(extract(epoch FROM (SELECT created_at FROM hour) + interval '1 hour' - now())) AS starts_retry_s,
        ceil(extract(epoch FROM (SELECT created_at FROM day) + interval '1 day' - now())) AS forced_retry_s
+
+-- count_job_ending --
+-- Count a job's ending (it just completed or was cancelled, in this transaction); returns which ending it is.
+UPDATE sync_jobs SET endings = endings + 1 WHERE task_id = %(task_id)s
+RETURNING endings
+
+-- job_notice_summary --
+-- A job as it ends, for its completion notice: its row, who started and cancelled it, its days counted.
+SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message, j.created_at,
+       j.finished_at, j.created_by, j.cancelled_by, j.endings,
+       count(d.day) AS total,
+       count(d.day) FILTER (WHERE d.status = 'success') AS success,
+       count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
+       count(d.day) FILTER (WHERE d.status = 'skipped') AS skipped,
+       count(d.day) FILTER (WHERE d.status IN ('pending', 'running')) AS open,
+       coalesce(sum(d.rows_written), 0) AS rows
+FROM sync_jobs j
+LEFT JOIN sync_job_days d ON d.task_id = j.task_id
+WHERE j.task_id = %(task_id)s
+GROUP BY j.task_id
+
+-- insert_notice --
+-- One notice of one ending for one destination (the outbox row); nothing if it is already there.
+INSERT INTO job_notices (task_id, ending, destination, payload)
+VALUES (%(task_id)s, %(ending)s, %(destination)s, %(payload)s)
+ON CONFLICT (task_id, ending, destination) DO NOTHING
+RETURNING notice_id
+
+-- claim_notice --
+-- Take the next due notice (of one job, or of any; not one this round tried) under a lease, counting the attempt; other senders skip it while the lease lives.
+UPDATE job_notices
+SET attempts = attempts + 1, lease_token = %(lease_token)s,
+    lease_until = now() + make_interval(secs => %(lease_s)s)
+WHERE notice_id = (
+    SELECT notice_id FROM job_notices
+    WHERE status = 'pending' AND due_at <= now() AND attempts < %(max_attempts)s
+      AND (lease_until IS NULL OR lease_until <= now())
+      AND (%(task_id)s::text IS NULL OR task_id = %(task_id)s)
+      AND NOT notice_id = ANY(%(tried)s::uuid[])
+    ORDER BY due_at, created_at, destination
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING notice_id::text, task_id, ending, destination, payload, attempts
+
+-- notice_sent --
+-- A notice its destination accepted; a successful send is a fact, whoever holds the lease now.
+UPDATE job_notices
+SET status = 'sent', sent_at = now(), last_error = NULL, lease_until = NULL, lease_token = NULL
+WHERE notice_id = %(notice_id)s::uuid AND status = 'pending'
+
+-- notice_attempt_failed --
+-- A send failed: due again after the backoff, or failed for good once its attempts are used up (only by the lease's holder).
+UPDATE job_notices
+SET status = CASE WHEN attempts >= %(max_attempts)s THEN 'failed' ELSE 'pending' END,
+    due_at = now() + make_interval(secs => %(retry_s)s), last_error = %(error)s,
+    lease_until = NULL, lease_token = NULL
+WHERE notice_id = %(notice_id)s::uuid AND status = 'pending' AND lease_token = %(lease_token)s
+RETURNING status
+
+-- fail_abandoned_notices --
+-- Notices whose every attempt was claimed by a sender that never reported back (it died mid-send): failed, saying so.
+UPDATE job_notices
+SET status = 'failed', lease_until = NULL, lease_token = NULL,
+    last_error = coalesce(last_error || '; ', '') || %(reason)s
+WHERE status = 'pending' AND attempts >= %(max_attempts)s
+  AND (lease_until IS NULL OR lease_until <= now())
+RETURNING notice_id::text, task_id, destination
+
+-- job_notices --
+-- A job's notices, oldest ending first.
+SELECT notice_id::text, ending, destination, status, attempts, last_error, created_at, sent_at
+FROM job_notices WHERE task_id = %(task_id)s ORDER BY ending, destination
+
+-- insert_live_ticket --
+-- A WebSocket ticket (its SHA-256), for the caller of the ticket route, valid for a few seconds.
+INSERT INTO live_tickets (ticket_sha256, token_name, role, expires_at)
+VALUES (%(ticket_sha256)s, %(token_name)s, %(role)s, now() + make_interval(secs => %(ttl_s)s))
+
+-- take_live_ticket --
+-- Use a ticket up: it is deleted by the one connection that presents it in time.
+DELETE FROM live_tickets WHERE ticket_sha256 = %(ticket_sha256)s AND expires_at > now()
+RETURNING token_name, role
+
+-- insert_live_connection --
+-- A WebSocket connection that presented a valid ticket.
+INSERT INTO live_connections (connection_id, token_name) VALUES (%(connection_id)s, %(token_name)s)
+ON CONFLICT (connection_id) DO UPDATE
+SET token_name = EXCLUDED.token_name, task_id = NULL, connected_at = now(), subscribed_at = NULL
+RETURNING connection_id
+
+-- subscribe_live_connection --
+-- Follow one job on a connection (a connection follows one job at a time), or none with a NULL task.
+UPDATE live_connections SET task_id = %(task_id)s, subscribed_at = now()
+WHERE connection_id = %(connection_id)s
+RETURNING connection_id
+
+-- delete_live_connection --
+-- A connection that closed, or that API Gateway says is gone.
+DELETE FROM live_connections WHERE connection_id = %(connection_id)s
+RETURNING connection_id
+
+-- live_subscribers --
+-- The connections following a job, newest first (API Gateway closes a connection after 2 hours at the latest).
+SELECT connection_id FROM live_connections
+WHERE task_id = %(task_id)s AND connected_at > now() - make_interval(secs => %(max_age_s)s)
+ORDER BY connected_at DESC
+LIMIT %(limit)s
+
+-- prune_live_tickets --
+-- Tickets nobody used in time.
+DELETE FROM live_tickets WHERE expires_at <= now()
+
+-- prune_live_connections --
+-- Connections older than API Gateway lets one live, whose disconnect never arrived.
+DELETE FROM live_connections WHERE connected_at <= now() - make_interval(secs => %(max_age_s)s)
+RETURNING connection_id

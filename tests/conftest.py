@@ -24,7 +24,11 @@ ENDED = ("completed", "cancelled")  # a job's statuses once it has ended (runnin
 # Small limits so retries and redeliveries happen within a test's patience. A day's
 # lease is WORKER_TIMEOUT_S + LEASE_MARGIN_S: 8 s, far more than a day takes here.
 TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
-                 "TUSHARE_TIMEOUT_S": "1", "WORKER_TIMEOUT_S": "6", "LEASE_MARGIN_S": "2"}
+                 "TUSHARE_TIMEOUT_S": "1", "WORKER_TIMEOUT_S": "6", "LEASE_MARGIN_S": "2",
+                 # Completion notices: a claim outlives one send (2 s) by a little; retries
+                 # are due at once (each sweep), three attempts in all.
+                 "NOTIFY_TIMEOUT_S": "2", "NOTIFY_LEASE_S": "3", "NOTIFY_MAX_ATTEMPTS": "3",
+                 "NOTIFY_RETRY_BASE_S": "0", "NOTIFY_RETRY_MAX_S": "0"}
 # A reader token next to the stack's own operator token (LocalStack.api_token).
 # pytest imports this file as `conftest` and the tests as `tests.conftest`: one token for both.
 READER_TOKEN = os.environ.setdefault("STOCKSYNC_TEST_READER_TOKEN", new_token())
@@ -67,12 +71,14 @@ def db(stack: LocalStack, app_module: Any):
     database = app_module.get_db()
     with database.transaction() as cur:
         cur.execute("TRUNCATE sync_jobs, sync_job_days, sync_job_events, daily_bars, synced_dates, "
-                    "trade_calendar")
+                    "trade_calendar, job_notices, live_connections, live_tickets")
     sqs = stack.sqs_client()
     for url in (stack.env["SQS_QUEUE_URL"], stack.dlq_url):
         sqs.purge_queue(QueueUrl=url)
     stack.tushare.clear_faults()
     stack.tushare.reset_stats()
+    if stack.webhooks is not None:
+        stack.webhooks.clear()
     return database
 
 
@@ -280,7 +286,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # --- security suites: what a refusal must leave untouched, settings changed for a test ---
 
 TABLES = ("sync_jobs", "sync_job_days", "sync_job_events", "daily_bars", "synced_dates",
-          "trade_calendar", "schema_migrations")
+          "trade_calendar", "schema_migrations", "job_notices")
 
 
 def snapshot(db: Any, stack: LocalStack) -> dict[str, int]:
@@ -304,7 +310,8 @@ def configure(app_module: Any):
 
     def apply(**fields: Any) -> Any:
         settings = dataclasses.replace(app_module.get_settings(), **fields)
-        for derived in ("auth", "cors", "jobs", "worker", "dates", "sweeper"):
+        for derived in ("auth", "cors", "jobs", "worker", "dates", "sweeper", "notices", "live",
+                        "job_events"):
             app_module._clients.pop(derived, None)
         app_module._clients["settings"] = settings
         return settings

@@ -502,7 +502,10 @@ def test_the_page_and_its_modules_are_served_with_their_types_and_headers(stack,
     # Security headers: the page talks to itself and the configured API origins only.
     headers = page.headers
     csp = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
-    assert csp["connect-src"] == f"'self' {origin}"
+    # ... and the WebSocket of pushed progress (LIVE_WEBSOCKET_URL), whose URL the page reads.
+    live = stack.env["LIVE_WEBSOCKET_URL"]
+    assert f'<meta name="stocksync-live-url" content="{live}">' in page.text
+    assert csp["connect-src"] == f"'self' {origin} {live.rstrip('/')}"
     assert csp["script-src"] == "'self'" and csp["frame-ancestors"] == "'none'"
     assert headers["Referrer-Policy"] == "no-referrer"
     assert "camera=()" in headers["Permissions-Policy"] and "geolocation=()" in headers["Permissions-Policy"]
@@ -791,6 +794,8 @@ def test_the_keyboard_alone_signs_in_picks_dates_starts_watches_and_cancels(tab,
 
 def test_focus_stays_on_a_calendar_day_while_a_sync_redraws_it(tab, stack, app_module, db):
     """And the screen reader hears the sync start and end, not each step."""
+    # Polled, as without pushes (the pushed twin: test_progress_is_pushed_and_the_page_...).
+    no_live_ticket_route(tab.page)
     running = start_job_over_http(stack, *RANGE, tab.token)
     page = tab.open()
     expect(page.locator("#task-id")).to_have_text(running)
@@ -823,6 +828,7 @@ def test_focus_stays_on_a_calendar_day_while_a_sync_redraws_it(tab, stack, app_m
 
 
 def test_announcements_are_state_changes_not_polls(tab, stack, workers, db):
+    no_live_ticket_route(tab.page)  # polled, as without pushes (pushed: see the live tests below)
     page = tab.open()
     stack.tushare.add_fault("http_500", api="daily", trade_date="20250930", times=None)
     tab.set_range(*RANGE)
@@ -1054,3 +1060,113 @@ def test_axe_core_finds_nothing_serious_with_the_job_controls(new_tab, stack, ap
     assert_no_serious_axe(page, f"the job controls in English, {size}")
     assert running
     print(f"axe-core {axe_version()}: 0 serious, 0 critical with the job controls at {size}")
+
+
+# --- pushed progress (live.js) and its fallback to polling ------------------------------------
+
+def no_live_ticket_route(page: Any) -> None:
+    """An API without the ticket route (an older deploy, or one without the WebSocket API)."""
+    page.route(re.compile(r".*/api/v1/sync-status/live/ticket.*"),
+               lambda route: route.fulfill(status=404, content_type="text/plain", body="Not Found"))
+
+
+def settle_days_slowly(stack: Any, app_module: Any, count: int, pause_s: float = 0.35) -> int:
+    """Workers that take their time: the job advances over several of the page's poll intervals."""
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=1, wait_s=1)
+    handled = 0
+    for _ in range(count * 3):
+        if handled == count:
+            break
+        if loop.poll_once(wait_s=1):
+            handled += 1
+            time.sleep(pause_s)
+    return handled
+
+
+def pushes_up(page: Any) -> None:
+    expect(page.locator("#footer-text")).to_have_text("数据来源 tushare · 进度实时推送")
+
+
+def test_progress_is_pushed_and_the_page_polls_nothing_while_the_job_advances(tab, stack, app_module, db):
+    frames: list[str] = []
+    sockets: list[str] = []
+
+    def on_socket(socket: Any) -> None:
+        sockets.append(socket.url)
+        socket.on("framereceived", lambda payload: frames.append(payload))
+    tab.page.on("websocket", on_socket)
+    running = start_job_over_http(stack, *RANGE, tab.token)
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)
+    pushes_up(page)
+    tab.set_range(*RANGE)
+    tab_until(page, "el.matches('#calendar button.day')")
+    page.keyboard.press("ArrowRight")
+    page.evaluate("document.activeElement.__mine = true")
+    record_announcements(page)
+    polls = len(tab.api_calls("/batch/progress/"))
+    assert settle_days_slowly(stack, app_module, 12) == 12  # about 4 s: two poll intervals
+    expect(page.locator("#percent")).to_have_text("100%")
+    # Pushes redraw the calendar as polls did, and the focus stays on the day it was on.
+    expect(tab.day("2025-09-30")).to_have_attribute("data-state", "synced")
+    assert page.evaluate("document.activeElement.__mine === true && document.activeElement.dataset.date") == "2025-09-30"
+    expect(page.locator("#summary")).to_contain_text("批量同步完成: 成功4, 失败0, 跳过8")
+    expect(page.locator("#job-status")).to_have_text("已完成")
+    page.wait_for_timeout(300)
+    # Every settled day arrived as a push, and not one progress request was made meanwhile.
+    assert len(tab.api_calls("/batch/progress/")) - polls == 0
+    progress = [json.loads(f) for f in frames if '"type":"progress"' in f]
+    assert [p["data"]["current"] for p in progress][-12:] == list(range(1, 13))
+    assert progress[-1]["data"] == requests.get(f"{stack.api_url}{BATCH}/progress/{running}", timeout=10,
+                                                headers=auth_headers(tab.token)).json()["data"]
+    # The ticket travelled in the URL; the token never did.
+    assert len(sockets) == 1 and "ticket=lt_" in sockets[0] and tab.token not in sockets[0]
+    said = [s["text"] for s in announcements(page)]
+    assert len(said) == 1 and said[0].startswith("批量同步完成: 成功4, 失败0, 跳过8"), said
+    assert_no_serious_axe(page, "after a pushed sync")
+    tab.shot("page-pushed.png")
+
+
+def test_without_the_ticket_route_the_page_polls_every_2_seconds(tab, stack, app_module, db):
+    no_live_ticket_route(tab.page)
+    sockets: list[str] = []
+    tab.page.on("websocket", lambda socket: sockets.append(socket.url))
+    running = start_job_over_http(stack, *RANGE, tab.token)
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)
+    assert settle_days_slowly(stack, app_module, 12) == 12
+    expect(page.locator("#percent")).to_have_text("100%", timeout=SLOW)
+    expect(page.locator("#footer-text")).to_have_text("数据来源 tushare · 进度每 2 秒刷新")
+    sent = tab.sent_at("/batch/progress/")
+    assert len(sent) >= 3, sent
+    gaps = [later - earlier for earlier, later in zip(sent, sent[1:])]
+    assert all(1.9 <= gap < 3.5 for gap in gaps[1:]), gaps  # the seed's 2 s, by the browser's clock
+    assert sockets == [] and tab.api_calls("/live/ticket")
+    assert_no_serious_axe(page, "polling without pushes")
+
+
+def test_when_the_websocket_closes_the_page_polls_until_pushes_come_back(tab, stack, app_module, db):
+    running = start_job_over_http(stack, *RANGE, tab.token)
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)
+    pushes_up(page)
+    assert settle_days_slowly(stack, app_module, 3) == 3
+    expect(page.locator("#stat-done")).to_have_text("3 / 12")
+    polls = len(tab.api_calls("/batch/progress/"))
+    assert stack.live.drop_all() == 1  # API Gateway closes it (idle, 2 hours, a deploy)
+    expect(page.locator("#footer-text")).to_have_text("数据来源 tushare · 进度每 2 秒刷新")
+    for _ in range(50):  # polling takes over at once (the test hears of requests as it waits)
+        if len(tab.api_calls("/batch/progress/")) > polls:
+            break
+        page.wait_for_timeout(100)
+    assert len(tab.api_calls("/batch/progress/")) > polls
+    assert settle_days_slowly(stack, app_module, 3) == 3
+    expect(page.locator("#stat-done")).to_have_text("6 / 12")  # polled
+    pushes_up(page)  # a new ticket, a new connection, a few seconds later
+    polls = len(tab.api_calls("/batch/progress/"))
+    assert settle_days_slowly(stack, app_module, 6) == 6
+    expect(page.locator("#percent")).to_have_text("100%")
+    page.wait_for_timeout(300)
+    assert len(tab.api_calls("/batch/progress/")) == polls
+    assert len(tab.api_calls("/live/ticket")) == 2
+    assert_no_serious_axe(page, "pushes back after a fallback")

@@ -74,6 +74,7 @@ def test_retry_reopens_only_the_failed_days_with_fresh_attempts_and_keeps_the_hi
     assert [(e["kind"], e["actor"]) for e in events] == [
         ("created", LOCAL_TOKEN_NAME), ("completed", None), ("retried", LOCAL_TOKEN_NAME), ("completed", None)]
     assert events[2]["detail"] == {"days": 1, "was": "completed"}
+    assert scalar(db, "SELECT endings FROM sync_jobs") == 2  # each ending has its own notices
     listed = api.jobs().json_body["data"][0]
     assert listed["retries"] == 1 and [e["kind"] for e in listed["events"]] == [e["kind"] for e in events]
     # The API's list of days says so too.

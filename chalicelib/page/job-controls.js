@@ -2,7 +2,8 @@
  *
  * The pause and resume buttons sit with the progress's own (cancel): one shows while the
  * job runs, the other while it is paused, and the focus moves from the one pressed to the
- * one that takes its place. What they did is announced once. Retry is one more action on
+ * one that takes its place. What they did is announced once (by progress.js, which hears
+ * it from the answer or from its push, whichever comes first). Retry is one more action on
  * a job's row in the history (history.js's addRowAction), for an ended job with failed days;
  * the retried job is then watched, and the focus goes where its progress is.
  */
@@ -44,6 +45,7 @@ async function control(action) {
   // aria-disabled, not disabled: a disabled button would drop the keyboard focus.
   busy = true;
   button.setAttribute('aria-disabled', 'true');
+  const hadFocus = document.activeElement === button;
   const answer = await callApi('POST', `sync/batch/${action}/` + encodeURIComponent(taskId));
   busy = false;
   button.removeAttribute('aria-disabled');
@@ -52,13 +54,14 @@ async function control(action) {
     announce(answer.message);
     return;
   }
-  const hadFocus = document.activeElement === button;
+  // progress.js shows it and says it (once, should its push have come first).
   emit('job-updated', { progress: answer.data });
-  announce(t(answer.data.status === 'paused' ? 'ann_paused' : 'ann_resumed'));
   emit('jobs-changed');
-  // The button pressed is gone; its partner takes its place, and the focus.
+  // The button pressed is gone (perhaps already, with the push); its partner takes its place
+  // and the focus.
   const partner = $(answer.data.status === 'paused' ? 'resume-job-button' : 'pause-button');
-  if (hadFocus && !partner.hidden) partner.focus();
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if (hadFocus && (lost || document.activeElement === button) && !partner.hidden) partner.focus();
 }
 
 async function retry(job, button) {

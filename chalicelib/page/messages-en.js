@@ -190,6 +190,7 @@ export const EN = {
   history_empty: 'No sync jobs yet.',
 
   footer: 'Data: tushare · progress refreshes every 2 seconds',
+  footer_live: 'Data: tushare · progress is pushed as it happens',
   api_label: 'API: {base}',
   network_error: 'Cannot reach the API: {detail}',
   bad_answer: 'The API answered something unexpected (HTTP {status})',

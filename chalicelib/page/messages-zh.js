@@ -191,6 +191,7 @@ export const ZH = {
   history_empty: '还没有同步任务。',
 
   footer: '数据来源 tushare · 进度每 2 秒刷新',
+  footer_live: '数据来源 tushare · 进度实时推送',
   api_label: 'API：{base}',
   network_error: '无法连接到 API：{detail}',
   bad_answer: 'API 返回了无法识别的结果（HTTP {status}）',
