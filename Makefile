@@ -10,10 +10,12 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# The `stocksync` command (cli/, never deployed): editable, so .venv/bin/stocksync runs this tree.
+	$(PY) -m pip install --quiet --no-build-isolation --editable ./cli
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -12,17 +12,21 @@ import threading
 from typing import Any
 
 import boto3
+from botocore.config import Config as BotoConfig
 from chalice import Chalice, Rate, Response
 
-from chalicelib import api, openapi, secrecy
+from chalicelib import api, notices, openapi, secrecy
 from chalicelib.auth import OPERATOR, READER, Authenticator, Principal
 from chalicelib.config import DAY_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME, Settings, market_today
 from chalicelib.cors import CorsPolicy
 from chalicelib.dates import DateStates, parse_date_range
 from chalicelib.db import Database
 from chalicelib.errors import NotFound
+from chalicelib.job_events import SETTLED, JobEvents, task_of_message
 from chalicelib.jobs import JobService
 from chalicelib.limits import WriteLimits
+from chalicelib.live import LiveProgress, Pusher
+from chalicelib.notices import NoticePolicy, NoticeSender, SnsTransport, WebhookTransport
 from chalicelib.queue import DayQueue
 from chalicelib.source import TushareSource, make_client
 from chalicelib.sweeper import Sweeper, SweepPolicy
@@ -32,6 +36,8 @@ from chalicelib.webpage import asset_response
 from chalicelib.worker import DayWorker, RetryPolicy
 
 app = Chalice(app_name="stocksync")
+# Pushed progress: the WebSocket API's handlers (websocket_connect, _message, _disconnect).
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 BATCH = "/api/v1/sync-status/sync/batch"
 # The seed's frontend posts with fetch() and no Content-Type: browsers send text/plain.
@@ -56,7 +62,10 @@ def get_settings() -> Settings:
         env = secrecy.environment_with_secrets(os.environ, lambda: boto3.client(
             "secretsmanager", region_name=os.environ.get("AWS_REGION") or None))
         settings = Settings.from_env(env)
-        secrecy.register(*secrecy.dsn_secrets(settings.database_url), settings.tushare_token)
+        secrecy.register(*secrecy.dsn_secrets(settings.database_url), settings.tushare_token,
+                         settings.notify_webhook_secret, *(w.url for w in settings.notify_webhooks))
+        # The ending of a job writes its notices for these (chalicelib.jobs, .notices).
+        notices.use_destinations(settings.notice_destinations())
         return settings
     return _client("settings", make)
 
@@ -124,6 +133,49 @@ def get_sweeper() -> Sweeper:
     return _client("sweeper", make)
 
 
+def get_notice_sender() -> NoticeSender:
+    settings = get_settings()
+
+    def make() -> NoticeSender:
+        transports: dict[str, Any] = {}
+        if settings.notify_sns_topic_arn:
+            sns = boto3.client("sns", region_name=settings.aws_region,
+                               endpoint_url=settings.sns_endpoint_url,
+                               config=BotoConfig(connect_timeout=settings.notify_timeout_s,
+                                                 read_timeout=settings.notify_timeout_s,
+                                                 retries={"max_attempts": 2}))
+            transports["sns"] = SnsTransport(sns, settings.notify_sns_topic_arn)
+        for hook in settings.notify_webhooks:
+            transports[hook.destination] = WebhookTransport(
+                hook.name, hook.url, settings.notify_webhook_secret, settings.notify_timeout_s)
+        policy = NoticePolicy(max_attempts=settings.notify_max_attempts,
+                              retry_base_s=settings.notify_retry_base_s,
+                              retry_max_s=settings.notify_retry_max_s, lease_s=settings.notify_lease_s)
+        return NoticeSender(get_db(), transports, policy)
+    return _client("notices", make)
+
+
+def get_live() -> LiveProgress:
+    settings = get_settings()
+
+    def make() -> LiveProgress:
+        pusher = None
+        if settings.live_management_url:
+            # The same call deployed (API Gateway's management API) and locally
+            # (devstack/live_server.py): only the endpoint differs.
+            pusher = Pusher(boto3.client(
+                "apigatewaymanagementapi", endpoint_url=settings.live_management_url,
+                region_name=settings.aws_region,
+                config=BotoConfig(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2})))
+        return LiveProgress(get_db(), lambda task_id: get_jobs().progress(task_id).as_json(),
+                            pusher, settings.live_websocket_url, settings.live_ticket_ttl_s)
+    return _client("live", make)
+
+
+def get_job_events() -> JobEvents:
+    return _client("job_events", lambda: JobEvents(get_live(), get_notice_sender()))
+
+
 # Every API view declares, next to its route, the role a caller needs: `operator` for
 # every write, `reader` for reads (PUBLIC_READ=true opens those). chalicelib.api
 # checks it before the view runs; tests/test_auth.py tries every route of this table.
@@ -160,7 +212,36 @@ def batch_progress(task_id: str) -> dict[str, Any]:
 @json_api(role=OPERATOR)
 def cancel_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
     task_id = _task_id(task_id)
-    return get_jobs().cancel(task_id, cancelled_by=principal.name).as_json()
+    cancelled = get_jobs().cancel(task_id, cancelled_by=principal.name).as_json()
+    get_job_events().changed([task_id])  # push the end, send its notices
+    return cancelled
+
+
+@app.route(BATCH + "/pause/{task_id}", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def pause_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
+    task_id = _task_id(task_id)
+    paused = get_jobs().pause(task_id, paused_by=principal.name).as_json()
+    get_job_events().changed([task_id])  # push the pause (or the end, if its last day settled)
+    return paused
+
+
+@app.route(BATCH + "/resume/{task_id}", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def resume_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
+    task_id = _task_id(task_id)
+    resumed = get_jobs().resume(task_id, resumed_by=principal.name).as_json()
+    get_job_events().changed([task_id])
+    return resumed
+
+
+@app.route(BATCH + "/retry/{task_id}", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def retry_batch_sync(task_id: str, principal: Principal) -> dict[str, Any]:
+    task_id = _task_id(task_id)
+    retried = get_jobs().retry(task_id, retried_by=principal.name).as_json()
+    get_job_events().changed([task_id])  # the re-opened job, to whoever follows it
+    return retried
 
 
 @app.route(BATCH + "/days/{task_id}", methods=["GET"])
@@ -170,10 +251,24 @@ def batch_days(task_id: str) -> list[dict[str, Any]]:
     return get_jobs().days(task_id)
 
 
+@app.route(BATCH + "/events/{task_id}", methods=["GET"])
+@json_api(role=READER)
+def batch_events(task_id: str) -> list[dict[str, Any]]:
+    task_id = _task_id(task_id)
+    return get_jobs().events(task_id)
+
+
 @app.route(BATCH + "/jobs", methods=["GET"])
 @json_api(role=READER)
 def recent_jobs() -> list[dict[str, Any]]:
     return get_jobs().recent()
+
+
+@app.route("/api/v1/sync-status/live/ticket", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=READER)
+def live_ticket(principal: Principal) -> dict[str, Any]:
+    """A one-time ticket for the WebSocket of pushed progress: whoever may read progress."""
+    return get_live().issue_ticket(principal)
 
 
 @app.route("/api/v1/sync-status/whoami", methods=["GET"])
@@ -200,13 +295,17 @@ def date_states() -> dict[str, Any]:
 @app.route("/sync-status", methods=["GET"])
 @api.public
 def sync_status_page() -> Response:
-    return asset_response("index.html", app.current_request, get_settings().page_api_origins)
+    settings = get_settings()
+    return asset_response("index.html", app.current_request, settings.page_api_origins,
+                          settings.live_websocket_url)
 
 
 @app.route("/sync-status/{name}", methods=["GET"])
 @api.public
 def sync_status_file(name: str) -> Response:
-    return asset_response(name, app.current_request, get_settings().page_api_origins)
+    settings = get_settings()
+    return asset_response(name, app.current_request, settings.page_api_origins,
+                          settings.live_websocket_url)
 
 
 # CORS preflight for every path, answered by the app (closed unless CORS_ALLOW_ORIGINS).
@@ -219,7 +318,9 @@ for _number, (_path, _methods) in enumerate(sorted(app.routes.items())):
 def sync_day(event: Any) -> None:
     worker = get_worker()
     for record in event:
-        worker.handle_message(record.body, record.receipt_handle)
+        result = worker.handle_message(record.body, record.receipt_handle)
+        if result.outcome in SETTLED:
+            get_job_events().changed([task_of_message(record.body)])
 
 
 @app.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=1, maximum_concurrency=2)
@@ -227,12 +328,35 @@ def dead_letter_day(event: Any) -> None:
     worker = get_worker()
     for record in event:
         receives = (record.to_dict().get("attributes") or {}).get("ApproximateReceiveCount")
-        worker.handle_dead_letter(record.body, receives)
+        result = worker.handle_dead_letter(record.body, receives)
+        if result.outcome in SETTLED:
+            get_job_events().changed([task_of_message(record.body)])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sweep_stuck_days(event: Any) -> None:
-    get_sweeper().sweep()
+    report = get_sweeper().sweep()
+    events = get_job_events()
+    events.changed(task_id for task_id, _ in report.settled + report.failed)
+    events.sweep()  # notices still due (retries, a sender that died), stale tickets
+
+
+@app.on_ws_connect()
+def websocket_connect(event: Any) -> dict[str, Any]:
+    params = event.to_dict().get("queryStringParameters") or {}
+    return {"statusCode": get_live().connect(event.connection_id, params)}
+
+
+@app.on_ws_message()
+def websocket_message(event: Any) -> dict[str, Any]:
+    get_live().message(event.connection_id, event.to_dict().get("body"))
+    return {"statusCode": 200}
+
+
+@app.on_ws_disconnect()
+def websocket_disconnect(event: Any) -> dict[str, Any]:
+    get_live().disconnect(event.connection_id)
+    return {"statusCode": 200}
 
 
 @app.lambda_function(name="migrate")

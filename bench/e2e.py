@@ -32,7 +32,7 @@ def sync_range(api_url: str, start: date, end: date, poll_s: float = 0.05,
         deadline = time.monotonic() + timeout_s
         while True:
             progress = http.get(f"{api_url}{BATCH}/progress/{task_id}", timeout=30).json()["data"]
-            if progress["status"] != "running" or time.monotonic() > deadline:
+            if progress["status"] in ("completed", "cancelled") or time.monotonic() > deadline:
                 break
             time.sleep(poll_s)
     return progress, timer.seconds

@@ -62,7 +62,7 @@ def poll(api_url: str, task_id: str, pollers: int = POLLERS, interval_s: float =
                             errors.append(f"HTTP {answer.status_code}")
                     else:
                         mine.append(elapsed)
-                        if answer.json()["data"]["status"] != "running":
+                        if answer.json()["data"]["status"] in ("completed", "cancelled"):
                             done.set()
                 except requests.RequestException as exc:
                     with lock:

@@ -39,7 +39,10 @@ from bench.e2e import DAYS, END, start_workers
 # every job's days.
 RECENT_JOBS_BEFORE = """
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
-       j.created_at, j.finished_at, j.created_by, j.cancelled_by,
+       j.created_at, j.finished_at, j.created_by, j.cancelled_by, j.paused_at, j.retries,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', e.kind, 'actor', e.actor, 'at', e.at,
+                                                     'detail', e.detail) ORDER BY e.id), '[]'::jsonb)
+        FROM sync_job_events e WHERE e.task_id = j.task_id) AS events,
        count(d.day) AS total,
        count(d.day) FILTER (WHERE d.status = 'success') AS success,
        count(d.day) FILTER (WHERE d.status = 'failed') AS failed,

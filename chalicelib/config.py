@@ -5,11 +5,13 @@ dev stack (`devstack/`) sets them before it starts the API and the workers.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Mapping
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from chalicelib.auth import TokenEntry, parse_tokens
@@ -26,6 +28,8 @@ TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 FIRST_TRADING_DAY = date(1990, 12, 19)
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 _TRUE = {"1", "true", "yes", "on"}
+_WEBHOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+_LOOPBACK_NAMES = {"localhost"}
 
 
 def market_today() -> date:
@@ -62,6 +66,26 @@ class Settings:
     forced_syncs_per_day: int = 10  # per token; 0: no limit
     # Origins besides its own that the sync page may call (`?api=`, CSP connect-src).
     page_api_origins: tuple[str, ...] = ()
+    # Completion notices (README, "Notices"): where they go, how they are signed, retried.
+    notify_sns_topic_arn: str | None = None
+    notify_webhooks: tuple["Webhook", ...] = ()
+    notify_webhook_secret: str = ""
+    notify_max_attempts: int = 6
+    notify_retry_base_s: float = 30.0
+    notify_retry_max_s: float = 1800.0
+    notify_timeout_s: float = 5.0
+    notify_lease_s: float = 60.0  # a claimed notice is its sender's this long: more than one send
+    sns_endpoint_url: str | None = None  # the dev stack's moto server; unset in AWS
+    # Pushed progress (README, "Live progress"): the WebSocket URL the page connects to, the
+    # management endpoint pushes are posted to, and how long a connect ticket is valid.
+    live_websocket_url: str | None = None
+    live_management_url: str | None = None
+    live_ticket_ttl_s: float = 30.0
+
+    def notice_destinations(self) -> tuple[str, ...]:
+        """The names completion notices are written for: `sns`, then `webhook:<name>` each."""
+        names = ["sns"] if self.notify_sns_topic_arn else []
+        return tuple(names + [webhook.destination for webhook in self.notify_webhooks])
 
     @property
     def lease_s(self) -> float:
@@ -98,6 +122,19 @@ class Settings:
             job_starts_per_hour=int(env.get("JOB_STARTS_PER_HOUR", "30")),
             forced_syncs_per_day=int(env.get("FORCED_SYNCS_PER_DAY", "10")),
             page_api_origins=parse_origins(env.get("PAGE_API_ORIGINS"), "PAGE_API_ORIGINS"),
+            notify_sns_topic_arn=env.get("NOTIFY_SNS_TOPIC_ARN") or None,
+            notify_webhooks=parse_webhooks(env.get("NOTIFY_WEBHOOKS"), env.get("NOTIFY_WEBHOOK_SECRET", "")),
+            notify_webhook_secret=env.get("NOTIFY_WEBHOOK_SECRET", ""),
+            notify_max_attempts=int(env.get("NOTIFY_MAX_ATTEMPTS", "6")),
+            notify_retry_base_s=float(env.get("NOTIFY_RETRY_BASE_S", "30")),
+            notify_retry_max_s=float(env.get("NOTIFY_RETRY_MAX_S", "1800")),
+            notify_timeout_s=float(env.get("NOTIFY_TIMEOUT_S", "5")),
+            notify_lease_s=float(env.get("NOTIFY_LEASE_S", "60")),
+            sns_endpoint_url=env.get("SNS_ENDPOINT_URL") or None,
+            live_websocket_url=parse_url(env.get("LIVE_WEBSOCKET_URL"), ("ws", "wss"), "LIVE_WEBSOCKET_URL"),
+            live_management_url=parse_url(env.get("LIVE_MANAGEMENT_URL"), ("http", "https"),
+                                          "LIVE_MANAGEMENT_URL"),
+            live_ticket_ttl_s=float(env.get("LIVE_TICKET_TTL_S", "30")),
         )
 
 
@@ -120,3 +157,74 @@ def parse_origins(text: str | None, setting: str = "CORS_ALLOW_ORIGINS") -> tupl
                               "separated; `*` and paths are not accepted")
         origins.append(origin)
     return tuple(dict.fromkeys(origins))
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A configured receiver of completion notices: its name (what logs and rows show) and URL."""
+    name: str
+    url: str
+
+    @property
+    def destination(self) -> str:
+        return f"webhook:{self.name}"
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_webhooks(text: str | None, secret: str) -> tuple[Webhook, ...]:
+    """`NOTIFY_WEBHOOKS`: `name=url` pairs, comma- or newline-separated.
+
+    Only configuration names receivers: nothing a request carries can make the API call a
+    host. Each URL is https (plain http only to a loopback address, for the dev stack),
+    without credentials; and notices are signed, so a secret is required. Errors name the
+    entry by position, never its URL (a receiver's URL may itself be a credential)."""
+    hooks: dict[str, Webhook] = {}
+    for number, raw in enumerate(re.split(r"[,\n]", text or ""), start=1):
+        item = raw.strip()
+        if not item:
+            continue
+        name, sep, url = (part.strip() for part in item.partition("="))
+        if not sep or not _WEBHOOK_NAME.fullmatch(name):
+            raise ConfigError(f"NOTIFY_WEBHOOKS entry {number}: expected name=https://..., the name "
+                              "1-32 of A-Z a-z 0-9 _ . -")
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            parts.port  # noqa: B018 - a malformed port raises here
+        except ValueError:
+            raise ConfigError(f"NOTIFY_WEBHOOKS entry {number} ({name}): not a URL") from None
+        if parts.username or parts.password or not host:
+            raise ConfigError(f"NOTIFY_WEBHOOKS entry {number} ({name}): a URL with a host and "
+                              "no user or password in it")
+        if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
+            raise ConfigError(f"NOTIFY_WEBHOOKS entry {number} ({name}): https is required "
+                              "(plain http only to a loopback address)")
+        if name in hooks:
+            raise ConfigError(f"NOTIFY_WEBHOOKS entry {number}: the name {name} is listed twice")
+        hooks[name] = Webhook(name, url)
+    if hooks and not secret:
+        raise ConfigError("NOTIFY_WEBHOOKS needs NOTIFY_WEBHOOK_SECRET: every notice is signed with it")
+    return tuple(hooks.values())
+
+
+def parse_url(text: str | None, schemes: tuple[str, ...], setting: str) -> str | None:
+    """An absolute URL of one of `schemes` with a host, or None when unset."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018
+    except ValueError:
+        raise ConfigError(f"{setting} is not a URL") from None
+    if parts.scheme not in schemes or not parts.hostname or parts.username or parts.query:
+        raise ConfigError(f"{setting} is a {' or '.join(schemes)} URL with a host, no user, no query")
+    return value

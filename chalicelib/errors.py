@@ -92,6 +92,14 @@ class NotFound(StocksyncError):
         shown = shorten(task_id)
         return cls(f"任务不存在: {shown}", f"No such task: {shown}")
 
+    @classmethod
+    def live_unavailable(cls) -> "NotFound":
+        # No WebSocket API here: the page falls back to polling, as for any answer but a ticket.
+        error = cls("此部署未启用实时推送，请改用轮询查看进度",
+                    "Pushed progress is not enabled on this deployment; poll the progress instead")
+        error.code = "live_unavailable"
+        return error
+
 
 class PayloadTooLarge(StocksyncError):
     status_code = 413
@@ -126,16 +134,50 @@ class Conflict(StocksyncError):
         return cls(
             "已有同步任务正在运行，请等待当前任务完成后再试",
             "A sync job is already running; wait for it to finish and try again",
-            data={"task_id": task_id},
+            data={"task_id": task_id, "status": "running"},
         )
 
     @classmethod
-    def not_running(cls, task_id: str, status: str) -> "Conflict":
-        error = cls(f"任务已结束（{status}），无法取消: {task_id}",
-                    f"Task {task_id} has already ended ({status}) and cannot be cancelled",
-                    data={"task_id": task_id})
+    def job_paused(cls, task_id: str) -> "Conflict":
+        error = cls("已有同步任务处于暂停状态，请先恢复或取消该任务后再试",
+                    "A sync job is paused; resume or cancel it, then try again",
+                    data={"task_id": task_id, "status": "paused"})
+        error.code = "job_paused"
+        return error
+
+    @classmethod
+    def job_active(cls, task_id: str, status: str) -> "Conflict":
+        """The job that holds the one-job slot: running (the seed's words) or paused."""
+        return cls.job_paused(task_id) if status == "paused" else cls.job_running(task_id)
+
+    @classmethod
+    def not_running(cls, task_id: str, status: str, action: str = "cancel") -> "Conflict":
+        zh, en = _ACTIONS[action]
+        error = cls(f"任务已结束（{status}），无法{zh}: {task_id}",
+                    f"Task {task_id} has already ended ({status}) and cannot be {en}",
+                    data={"task_id": task_id, "status": status})
         error.code = "job_not_running"
         return error
+
+    @classmethod
+    def not_ended(cls, task_id: str, status: str) -> "Conflict":
+        error = cls(f"任务尚未结束（{status}），只能重试已结束的任务: {task_id}",
+                    f"Task {task_id} has not ended ({status}); only an ended job can be retried",
+                    data={"task_id": task_id, "status": status})
+        error.code = "job_not_ended"
+        return error
+
+    @classmethod
+    def nothing_to_retry(cls, task_id: str, status: str) -> "Conflict":
+        error = cls(f"任务没有失败的日期，无需重试: {task_id}",
+                    f"Task {task_id} has no failed days to retry",
+                    data={"task_id": task_id, "status": status})
+        error.code = "no_failed_days"
+        return error
+
+
+_ACTIONS = {"cancel": ("取消", "cancelled"), "pause": ("暂停", "paused"),
+            "resume": ("恢复", "resumed")}
 
 
 class InternalError(StocksyncError):
@@ -156,6 +198,15 @@ class ServiceUnavailable(StocksyncError):
     def database(cls, cause: BaseException) -> "ServiceUnavailable":
         error = cls("数据库暂时不可用，请稍后重试", "The database is unavailable; try again shortly")
         error.code = "database_unavailable"
+        error.__cause__ = cause
+        return error
+
+    @classmethod
+    def queue_paused(cls, cause: BaseException) -> "ServiceUnavailable":
+        """The queue refused a resumed or retried job's days: the job waits, paused."""
+        error = cls("消息队列暂时不可用，任务已暂停，请稍后恢复",
+                    "The job queue is unavailable; the job is paused, resume it shortly")
+        error.code = "queue_unavailable"
         error.__cause__ = cause
         return error
 

@@ -26,9 +26,10 @@ ERROR_CODES = {
     "400": "the request names what is wrong (`code`, `message`)",
     "401": "no token, or one that is not valid (`WWW-Authenticate: Bearer`)",
     "403": "the token's role may not do this, or a write from a page of another origin",
-    "404": "no such task",
+    "404": "no such task (the live ticket: pushed progress not enabled here)",
     "405": "method not allowed",
-    "409": "a job is running (its `data.task_id`), or the job has ended",
+    "409": "a job is running or paused (`data.task_id`, `data.status`), the job has ended "
+           "(or, for a retry, has not ended, or has no failed day)",
     "413": "body over the size limit (MAX_BODY_BYTES, 16 KiB)",
     "415": "unsupported Content-Type",
     "429": "the token's write limit; `Retry-After` says when",
@@ -57,8 +58,21 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     (BATCH, "POST"): {"summary": "Start a batch sync of a date range (at most 90 days)",
                       "requestBody": JSON_BODY, "parameters": [LANG]},
     (BATCH + "/progress/{task_id}", "GET"): {"summary": "A job's progress", "parameters": [TASK_ID, LANG]},
-    (BATCH + "/cancel/{task_id}", "POST"): {"summary": "Cancel a running job", "parameters": [TASK_ID, LANG]},
+    (BATCH + "/cancel/{task_id}", "POST"): {"summary": "Cancel a running or paused job",
+                                           "parameters": [TASK_ID, LANG]},
+    (BATCH + "/pause/{task_id}", "POST"): {
+        "summary": "Pause a running job: no new day starts; days already running finish "
+                   "(a paused job: unchanged)", "parameters": [TASK_ID, LANG]},
+    (BATCH + "/resume/{task_id}", "POST"): {
+        "summary": "Resume a paused job where it stopped (a running job: unchanged)",
+        "parameters": [TASK_ID, LANG]},
+    (BATCH + "/retry/{task_id}", "POST"): {
+        "summary": "Re-open an ended job with only its failed days pending, with fresh attempts "
+                   "(counted as a job start)", "parameters": [TASK_ID, LANG]},
     (BATCH + "/days/{task_id}", "GET"): {"summary": "Every day of a job", "parameters": [TASK_ID, LANG]},
+    (BATCH + "/events/{task_id}", "GET"): {
+        "summary": "A job's history: created, paused, resumed, cancelled, retried, completed",
+        "parameters": [TASK_ID, LANG]},
     (BATCH + "/jobs", "GET"): {"summary": "Recent jobs, with who started and cancelled them",
                                "parameters": [LANG]},
     ("/api/v1/sync-status/dates", "GET"): {
@@ -66,6 +80,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": [{"name": name, "in": "query", "required": True,
                         "schema": {"type": "string", "pattern": DATE_PATTERN}} for name in ("start", "end")]
         + [LANG]},
+    ("/api/v1/sync-status/live/ticket", "POST"): {
+        "summary": "A one-time ticket (valid 30 s) to open the WebSocket of pushed progress: "
+                   "`{ticket, expires_in_s, url}`; connect to `url?ticket=...`. 404 "
+                   "`live_unavailable` where no WebSocket API is deployed", "parameters": [LANG]},
     ("/api/v1/sync-status/whoami", "GET"): {
         "summary": "The caller: token name and role, and whether reads are public", "parameters": [LANG]},
     ("/api/v1/openapi.json", "GET"): {"summary": "This document"},

@@ -6,8 +6,8 @@
 SELECT pg_advisory_xact_lock(%(lock_key)s)
 
 -- active_job --
--- The job that blocks new ones, if any.
-SELECT task_id FROM sync_jobs WHERE status = 'running' LIMIT 1
+-- The job that blocks new ones, if any: running or paused (a paused job keeps the slot).
+SELECT task_id, status FROM sync_jobs WHERE status IN ('running', 'paused') LIMIT 1
 
 -- insert_job --
 -- A new running job; nothing when the task id is taken (the caller picks another).
@@ -32,10 +32,21 @@ WHERE task_id = %(task_id)s AND day = ANY(%(days)s)
 SELECT task_id, start_date, end_date, force, status, message, created_at, finished_at
 FROM sync_jobs WHERE task_id = %(task_id)s
 
+-- insert_job_event --
+-- One line of a job's history: what happened, who did it (a token's name; NULL: the system).
+INSERT INTO sync_job_events (task_id, kind, actor, detail)
+VALUES (%(task_id)s, %(kind)s, %(actor)s, %(detail)s::jsonb)
+
+-- job_events --
+-- A job's history, oldest first.
+SELECT kind, actor, at, detail FROM sync_job_events WHERE task_id = %(task_id)s ORDER BY id
+
 -- job_progress --
 -- A job with its days aggregated: the numbers the progress endpoint shows.
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
        j.created_at, j.finished_at, now() AS observed_at,
+       j.paused_at, j.paused_s, j.run_paused_s, j.retries, j.updated_at,
+       coalesce(j.run_started_at, j.created_at) AS run_started_at,
        count(d.day) AS total,
        count(d.day) FILTER (WHERE d.status = 'success') AS success,
        count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
@@ -44,7 +55,13 @@ SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
        coalesce(sum(d.rows_written), 0) AS rows,
        min(d.day) FILTER (WHERE d.status = 'running') AS running_day,
        min(d.day) FILTER (WHERE d.status = 'pending') AS next_day,
-       max(d.day) FILTER (WHERE d.status IN ('success', 'failed', 'skipped')) AS last_done_day
+       max(d.day) FILTER (WHERE d.status IN ('success', 'failed', 'skipped')) AS last_done_day,
+       count(d.day) FILTER (WHERE d.status IN ('success', 'failed', 'skipped')
+                            AND d.finished_at >= coalesce(j.run_started_at, j.created_at)) AS run_settled,
+       (SELECT coalesce(jsonb_object_agg(r.reason, r.n), '{}'::jsonb)
+        FROM (SELECT coalesce(s.skip_reason, 'unknown') AS reason, count(*) AS n
+              FROM sync_job_days s WHERE s.task_id = j.task_id AND s.status = 'skipped'
+              GROUP BY 1) r) AS skipped_by_reason
 FROM sync_jobs j
 LEFT JOIN sync_job_days d ON d.task_id = j.task_id
 WHERE j.task_id = %(task_id)s
@@ -52,7 +69,8 @@ GROUP BY j.task_id
 
 -- job_days --
 -- Every day of a job, in date order.
-SELECT day, status, skip_reason, attempts, rows_written, error, started_at, finished_at
+SELECT day, status, skip_reason, attempts, rows_written, error, started_at, finished_at,
+       past_errors
 FROM sync_job_days WHERE task_id = %(task_id)s ORDER BY day
 
 -- lock_day_for_claim --
@@ -64,6 +82,16 @@ FROM sync_job_days d
 JOIN sync_jobs j ON j.task_id = d.task_id
 WHERE d.task_id = %(task_id)s AND d.day = %(day)s
 FOR UPDATE OF d
+
+-- job_for_claim --
+-- The day's job, read in a statement of its own once the day is locked: a pause committed before the lock was granted is seen (the join above may show the job as it was).
+SELECT status, force FROM sync_jobs WHERE task_id = %(task_id)s
+
+-- release_paused_day --
+-- A day whose own claim comes back (a database-outage hand-off) to find its job paused: pending again, for the resume to send.
+UPDATE sync_job_days
+SET status = 'pending', lease_until = NULL, lease_token = NULL
+WHERE task_id = %(task_id)s AND day = %(day)s AND status = 'running' AND lease_token = %(lease_token)s
 
 -- claim_day --
 -- Take a locked day under a new lease: a new attempt, unless a database-outage hand-off resumes its own claim.
@@ -127,9 +155,12 @@ WHERE d.task_id = %(task_id)s AND d.status IN ('pending', 'running') AND j.task_
 SELECT status FROM sync_jobs WHERE task_id = %(task_id)s FOR UPDATE
 
 -- complete_job_if_done --
--- Mark a running job completed once none of its days is left open.
+-- Mark a running or paused job completed once none of its days is left open (a paused job with nothing left to start has nothing left to pause).
 UPDATE sync_jobs j
-SET status = 'completed', finished_at = now(), updated_at = now(), message = s.message
+SET status = 'completed', finished_at = now(), updated_at = now(), message = s.message,
+    paused_s = j.paused_s + coalesce(extract(epoch FROM now() - j.paused_at), 0),
+    run_paused_s = j.run_paused_s + coalesce(extract(epoch FROM now() - j.paused_at), 0),
+    paused_at = NULL
 FROM (
     SELECT format('批量同步完成: 成功%%s, 失败%%s, 跳过%%s',
                   count(*) FILTER (WHERE status = 'success'),
@@ -137,26 +168,83 @@ FROM (
                   count(*) FILTER (WHERE status = 'skipped')) AS message
     FROM sync_job_days WHERE task_id = %(task_id)s
 ) s
-WHERE j.task_id = %(task_id)s AND j.status = 'running'
+WHERE j.task_id = %(task_id)s AND j.status IN ('running', 'paused')
   AND NOT EXISTS (SELECT 1 FROM sync_job_days
                   WHERE task_id = %(task_id)s AND status IN ('pending', 'running'))
 RETURNING j.task_id
 
 -- cancel_job --
--- Stop a running job: its days not yet started are skipped, running ones may finish.
+-- Stop a running or paused job: its days not yet started are skipped, running ones may finish.
 UPDATE sync_jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
-       message = %(message)s, cancelled_by = %(cancelled_by)s
+       message = %(message)s, cancelled_by = %(cancelled_by)s,
+       paused_s = paused_s + coalesce(extract(epoch FROM now() - paused_at), 0),
+       run_paused_s = run_paused_s + coalesce(extract(epoch FROM now() - paused_at), 0),
+       paused_at = NULL
+WHERE task_id = %(task_id)s AND status IN ('running', 'paused')
+RETURNING task_id
+
+-- lock_claimable_days --
+-- Before a pause: lock the job's days a delivery could claim (pending, or held by a lapsed lease), so that claims already under way commit first and later ones see the pause.
+SELECT day FROM sync_job_days
+WHERE task_id = %(task_id)s
+  AND (status = 'pending' OR (status = 'running' AND (lease_until IS NULL OR lease_until <= now())))
+ORDER BY day
+FOR UPDATE
+
+-- pause_job --
+-- Pause a running job: no day starts until it is resumed (days already claimed finish).
+UPDATE sync_jobs SET status = 'paused', paused_at = now(), updated_at = now()
 WHERE task_id = %(task_id)s AND status = 'running'
 RETURNING task_id
 
+-- resume_job --
+-- Resume a paused job, adding the pause to its paused time.
+UPDATE sync_jobs SET status = 'running', updated_at = now(),
+       paused_s = paused_s + coalesce(extract(epoch FROM now() - paused_at), 0),
+       run_paused_s = run_paused_s + coalesce(extract(epoch FROM now() - paused_at), 0),
+       paused_at = NULL
+WHERE task_id = %(task_id)s AND status = 'paused'
+RETURNING task_id
+
+-- days_to_resend --
+-- A resumed job's open days that no live lease holds: their messages were consumed while it was paused (or are still due, a harmless duplicate).
+SELECT day FROM sync_job_days
+WHERE task_id = %(task_id)s
+  AND (status = 'pending' OR (status = 'running' AND (lease_until IS NULL OR lease_until <= now())))
+ORDER BY day
+
+-- mark_days_resent --
+-- Record that a resume sent these days again; not a re-send the sweeper counts towards failing a day.
+UPDATE sync_job_days SET enqueued_at = now()
+WHERE task_id = %(task_id)s AND day = ANY(%(days)s)
+
+-- reopen_failed_days --
+-- Retry: an ended job's failed days pending again with fresh attempts, each keeping what it failed with.
+UPDATE sync_job_days
+SET status = 'pending', past_errors = past_errors || coalesce(error, 'failed'), error = NULL,
+    attempts = 0, enqueue_count = 0, enqueued_at = NULL, started_at = NULL, finished_at = NULL,
+    rows_written = 0, lease_until = NULL, lease_token = NULL
+WHERE task_id = %(task_id)s AND status = 'failed'
+  AND EXISTS (SELECT 1 FROM sync_jobs WHERE task_id = %(task_id)s AND status IN ('completed', 'cancelled'))
+RETURNING day
+
+-- reopen_job --
+-- Retry: an ended job running again, as a new run (its rate and time left start afresh).
+UPDATE sync_jobs
+SET status = 'running', finished_at = NULL, cancelled_by = NULL, message = %(message)s,
+    retries = retries + 1, run_started_at = now(), run_paused_s = 0, paused_at = NULL,
+    updated_at = now()
+WHERE task_id = %(task_id)s AND status IN ('completed', 'cancelled')
+RETURNING retries
+
 -- skip_pending_days --
--- Skip a running job's days that no worker holds (pending, or running with a lapsed lease); before cancel_job: days, then job, is the lock order.
+-- Skip a running or paused job's days that no worker holds (pending, or running with a lapsed lease); before cancel_job: days, then job, is the lock order.
 UPDATE sync_job_days
 SET status = 'skipped', skip_reason = %(reason)s, finished_at = now(),
     lease_until = NULL, lease_token = NULL
 WHERE task_id = %(task_id)s
   AND (status = 'pending' OR (status = 'running' AND (lease_until IS NULL OR lease_until <= now())))
-  AND EXISTS (SELECT 1 FROM sync_jobs WHERE task_id = %(task_id)s AND status = 'running')
+  AND EXISTS (SELECT 1 FROM sync_jobs WHERE task_id = %(task_id)s AND status IN ('running', 'paused'))
 
 -- synced_date --
 -- Whether a trade date's bars are already stored, and how many.
@@ -262,7 +350,10 @@ FROM daily_bars WHERE trade_date = %(day)s ORDER BY ts_code
 -- recent_jobs --
 -- The newest jobs with their counts, for the history list (only those jobs' days are counted).
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
-       j.created_at, j.finished_at, j.created_by, j.cancelled_by,
+       j.created_at, j.finished_at, j.created_by, j.cancelled_by, j.paused_at, j.retries,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', e.kind, 'actor', e.actor, 'at', e.at,
+                                                     'detail', e.detail) ORDER BY e.id), '[]'::jsonb)
+        FROM sync_job_events e WHERE e.task_id = j.task_id) AS events,
        c.total, c.success, c.failed, c.skipped, c.rows
 FROM (SELECT * FROM sync_jobs ORDER BY created_at DESC, task_id DESC LIMIT %(limit)s) j
 CROSS JOIN LATERAL (
@@ -388,10 +479,13 @@ LEFT JOIN LATERAL (
 ORDER BY g.day
 
 -- write_budget --
--- A token's job starts in the last hour and forced ones in the last day, and when the oldest of each that counts against its limit leaves the window (run under the creation lock).
+-- A token's job starts (a retry is one) in the last hour and forced ones in the last day, and when the oldest of each that counts against its limit leaves the window (run under the creation lock).
 WITH mine AS (
     SELECT created_at, force FROM sync_jobs
     WHERE created_by = %(name)s AND created_at > now() - interval '1 day'
+    UNION ALL
+    SELECT e.at, j.force FROM sync_job_events e JOIN sync_jobs j ON j.task_id = e.task_id
+    WHERE e.kind = 'retried' AND e.actor = %(name)s AND e.at > now() - interval '1 day'
 ), hour AS (
     SELECT created_at FROM mine WHERE created_at > now() - interval '1 hour'
     ORDER BY created_at DESC OFFSET greatest(%(starts_limit)s - 1, 0) LIMIT 1
@@ -403,3 +497,119 @@ SELECT (SELECT count(*) FROM mine WHERE created_at > now() - interval '1 hour') 
        (SELECT count(*) FROM mine WHERE force) AS forced,
        ceil(extract(epoch FROM (SELECT created_at FROM hour) + interval '1 hour' - now())) AS starts_retry_s,
        ceil(extract(epoch FROM (SELECT created_at FROM day) + interval '1 day' - now())) AS forced_retry_s
+
+-- count_job_ending --
+-- Count a job's ending (it just completed or was cancelled, in this transaction); returns which ending it is.
+UPDATE sync_jobs SET endings = endings + 1 WHERE task_id = %(task_id)s
+RETURNING endings
+
+-- job_notice_summary --
+-- A job as it ends, for its completion notice: its row, who started and cancelled it, its days counted.
+SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message, j.created_at,
+       j.finished_at, j.created_by, j.cancelled_by, j.endings,
+       count(d.day) AS total,
+       count(d.day) FILTER (WHERE d.status = 'success') AS success,
+       count(d.day) FILTER (WHERE d.status = 'failed') AS failed,
+       count(d.day) FILTER (WHERE d.status = 'skipped') AS skipped,
+       count(d.day) FILTER (WHERE d.status IN ('pending', 'running')) AS open,
+       coalesce(sum(d.rows_written), 0) AS rows
+FROM sync_jobs j
+LEFT JOIN sync_job_days d ON d.task_id = j.task_id
+WHERE j.task_id = %(task_id)s
+GROUP BY j.task_id
+
+-- insert_notice --
+-- One notice of one ending for one destination (the outbox row); nothing if it is already there.
+INSERT INTO job_notices (task_id, ending, destination, payload)
+VALUES (%(task_id)s, %(ending)s, %(destination)s, %(payload)s)
+ON CONFLICT (task_id, ending, destination) DO NOTHING
+RETURNING notice_id
+
+-- claim_notice --
+-- Take the next due notice (of one job, or of any; not one this round tried) under a lease, counting the attempt; other senders skip it while the lease lives.
+UPDATE job_notices
+SET attempts = attempts + 1, lease_token = %(lease_token)s,
+    lease_until = now() + make_interval(secs => %(lease_s)s)
+WHERE notice_id = (
+    SELECT notice_id FROM job_notices
+    WHERE status = 'pending' AND due_at <= now() AND attempts < %(max_attempts)s
+      AND (lease_until IS NULL OR lease_until <= now())
+      AND (%(task_id)s::text IS NULL OR task_id = %(task_id)s)
+      AND NOT notice_id = ANY(%(tried)s::uuid[])
+    ORDER BY due_at, created_at, destination
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING notice_id::text, task_id, ending, destination, payload, attempts
+
+-- notice_sent --
+-- A notice its destination accepted; a successful send is a fact, whoever holds the lease now.
+UPDATE job_notices
+SET status = 'sent', sent_at = now(), last_error = NULL, lease_until = NULL, lease_token = NULL
+WHERE notice_id = %(notice_id)s::uuid AND status = 'pending'
+
+-- notice_attempt_failed --
+-- A send failed: due again after the backoff, or failed for good once its attempts are used up (only by the lease's holder).
+UPDATE job_notices
+SET status = CASE WHEN attempts >= %(max_attempts)s THEN 'failed' ELSE 'pending' END,
+    due_at = now() + make_interval(secs => %(retry_s)s), last_error = %(error)s,
+    lease_until = NULL, lease_token = NULL
+WHERE notice_id = %(notice_id)s::uuid AND status = 'pending' AND lease_token = %(lease_token)s
+RETURNING status
+
+-- fail_abandoned_notices --
+-- Notices whose every attempt was claimed by a sender that never reported back (it died mid-send): failed, saying so.
+UPDATE job_notices
+SET status = 'failed', lease_until = NULL, lease_token = NULL,
+    last_error = coalesce(last_error || '; ', '') || %(reason)s
+WHERE status = 'pending' AND attempts >= %(max_attempts)s
+  AND (lease_until IS NULL OR lease_until <= now())
+RETURNING notice_id::text, task_id, destination
+
+-- job_notices --
+-- A job's notices, oldest ending first.
+SELECT notice_id::text, ending, destination, status, attempts, last_error, created_at, sent_at
+FROM job_notices WHERE task_id = %(task_id)s ORDER BY ending, destination
+
+-- insert_live_ticket --
+-- A WebSocket ticket (its SHA-256), for the caller of the ticket route, valid for a few seconds.
+INSERT INTO live_tickets (ticket_sha256, token_name, role, expires_at)
+VALUES (%(ticket_sha256)s, %(token_name)s, %(role)s, now() + make_interval(secs => %(ttl_s)s))
+
+-- take_live_ticket --
+-- Use a ticket up: it is deleted by the one connection that presents it in time.
+DELETE FROM live_tickets WHERE ticket_sha256 = %(ticket_sha256)s AND expires_at > now()
+RETURNING token_name, role
+
+-- insert_live_connection --
+-- A WebSocket connection that presented a valid ticket.
+INSERT INTO live_connections (connection_id, token_name) VALUES (%(connection_id)s, %(token_name)s)
+ON CONFLICT (connection_id) DO UPDATE
+SET token_name = EXCLUDED.token_name, task_id = NULL, connected_at = now(), subscribed_at = NULL
+RETURNING connection_id
+
+-- subscribe_live_connection --
+-- Follow one job on a connection (a connection follows one job at a time), or none with a NULL task.
+UPDATE live_connections SET task_id = %(task_id)s, subscribed_at = now()
+WHERE connection_id = %(connection_id)s
+RETURNING connection_id
+
+-- delete_live_connection --
+-- A connection that closed, or that API Gateway says is gone.
+DELETE FROM live_connections WHERE connection_id = %(connection_id)s
+RETURNING connection_id
+
+-- live_subscribers --
+-- The connections following a job, newest first (API Gateway closes a connection after 2 hours at the latest).
+SELECT connection_id FROM live_connections
+WHERE task_id = %(task_id)s AND connected_at > now() - make_interval(secs => %(max_age_s)s)
+ORDER BY connected_at DESC
+LIMIT %(limit)s
+
+-- prune_live_tickets --
+-- Tickets nobody used in time.
+DELETE FROM live_tickets WHERE expires_at <= now()
+
+-- prune_live_connections --
+-- Connections older than API Gateway lets one live, whose disconnect never arrived.
+DELETE FROM live_connections WHERE connected_at <= now() - make_interval(secs => %(max_age_s)s)
+RETURNING connection_id

@@ -19,7 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from chalicelib.errors import ConfigError
 
-SECRET_KEYS = ("DATABASE_URL", "TUSHARE_TOKEN")
+# NOTIFY_WEBHOOKS may come from a secret too: some receivers' URLs are credentials themselves.
+SECRET_KEYS = ("DATABASE_URL", "TUSHARE_TOKEN", "NOTIFY_WEBHOOK_SECRET", "NOTIFY_WEBHOOKS")
 MASK = "***"
 # Shorter values are not masked: masking "a" everywhere would make every log unreadable,
 # and a secret that short protects nothing anyway.

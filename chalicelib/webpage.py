@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import urlsplit
 
 from chalice.app import Request, Response
 
@@ -44,10 +45,16 @@ CONTENT_TYPES = {
     "calendar-keys.js": JS,
     "day-detail.js": JS,
     "history.js": JS,
+    "job-controls.js": JS,
+    "skips.js": JS,
+    "progress-view.js": JS,
+    "live.js": JS,
 }
 
 # The page reads the origins its `?api=` may name from this tag, filled in when served.
 ORIGINS_META = '<meta name="stocksync-api-origins" content="">'
+# And the WebSocket URL of pushed progress (LIVE_WEBSOCKET_URL; empty: the page polls).
+LIVE_META = '<meta name="stocksync-live-url" content="">'
 
 # The page uses no device features; nothing it loads may ask for them.
 PERMISSIONS_POLICY = ("accelerometer=(), camera=(), geolocation=(), gyroscope=(), "
@@ -55,9 +62,19 @@ PERMISSIONS_POLICY = ("accelerometer=(), camera=(), geolocation=(), gyroscope=()
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def content_security_policy(api_origins: Sequence[str]) -> str:
-    """Own scripts and styles only; the API at the page's origin or a configured one."""
-    connect = " ".join(["'self'", *api_origins])
+def websocket_origin(url: str | None) -> str | None:
+    """`wss://host[:port]` of the WebSocket URL: what the CSP's connect-src must name."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(api_origins: Sequence[str], live_url: str | None = None) -> str:
+    """Own scripts and styles only; the API at the page's origin or a configured one, and
+    the WebSocket API of pushed progress."""
+    live = websocket_origin(live_url)
+    connect = " ".join(["'self'", *api_origins, *([live] if live else [])])
     return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             f"connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
@@ -83,10 +100,11 @@ def served_over_https(request: Request | None) -> bool:
     return proto.split(",")[0].strip().lower() == "https"
 
 
-def security_headers(request: Request | None, api_origins: Sequence[str]) -> dict[str, str]:
+def security_headers(request: Request | None, api_origins: Sequence[str],
+                     live_url: str | None = None) -> dict[str, str]:
     headers = {
         "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": content_security_policy(api_origins),
+        "Content-Security-Policy": content_security_policy(api_origins, live_url),
         # The address holds nothing secret (the token's fragment is removed at once), but no
         # other site needs to learn which API a visitor uses.
         "Referrer-Policy": "no-referrer",
@@ -98,7 +116,7 @@ def security_headers(request: Request | None, api_origins: Sequence[str]) -> dic
 
 
 def asset_response(name: str, request: Request | None,
-                   api_origins: Sequence[str] = ()) -> Response:
+                   api_origins: Sequence[str] = (), live_url: str | None = None) -> Response:
     """The file as the answer; an unknown name is the API's 404 error."""
     try:
         asset = load_asset(name)
@@ -108,9 +126,11 @@ def asset_response(name: str, request: Request | None,
     if name == "index.html":
         body = body.replace(ORIGINS_META, '<meta name="stocksync-api-origins" content="%s">'
                             % html.escape(" ".join(api_origins), quote=True))
+        body = body.replace(LIVE_META, '<meta name="stocksync-live-url" content="%s">'
+                            % html.escape(live_url or "", quote=True))
     return Response(body=body, status_code=200, headers={
         "Content-Type": asset.content_type,
         # Small files, changed by deploys: revalidate rather than serve a stale page.
         "Cache-Control": "no-cache",
-        **security_headers(request, api_origins),
+        **security_headers(request, api_origins, live_url),
     })

@@ -7,8 +7,9 @@ redelivered message changes nothing, and a crash before commit leaves no trace
 but an attempt.
 
 A delivery ends in one of four ways, each for a reason:
-- consumed: the day was settled (by this delivery or before), or the body can never
-  be processed (dropped with one log line saying why);
+- consumed: the day was settled (by this delivery or before), its job is paused (the
+  resume sends the day again: a paused job's messages neither spin nor count attempts),
+  or the body can never be processed (dropped with one log line saying why);
 - returned with the retry backoff as its visibility: the source failed transiently;
 - returned at the end of another delivery's live lease: that one is working on the day;
 - handed to a fresh, delayed copy of itself: the database could not be reached. The
@@ -91,7 +92,8 @@ class Lease:
 @dataclass(frozen=True)
 class DayResult:
     # success, skipped, failed (settled now); retry, leased (delivered again later);
-    # noop (nothing to do), dropped (a body no delivery could process)
+    # noop (nothing to do), paused (its job is paused: consumed, the resume sends the day
+    # again), dropped (a body no delivery could process)
     outcome: str
     rows: int = 0
     detail: str | None = None
@@ -184,16 +186,25 @@ class DayWorker:
                 left = day["lease_left_s"]
                 return DayResult("leased", detail=f"another delivery holds it for {left} s more",
                                  retry_after_s=left + 1)
-            if day["job_status"] in ENDED:
+            # The job as it is now, the day locked: a pause locks the days it could claim
+            # first, so it either waited for this claim or committed before it (seen here).
+            cur.execute(query("job_for_claim"), key)
+            job = cur.fetchone()
+            if job["status"] in ENDED:
                 cur.execute(query("settle_cancelled_day"), key)
                 return DayResult("skipped", detail="cancelled")
-            if day["job_status"] != "running":
-                return DayResult("noop", detail=f"its job is {day['job_status']}")
+            if job["status"] == "paused":
+                # Consumed, neither claimed nor counted: the resume sends the day again.
+                if resuming:  # its own claim, handed off in a database outage: let it go
+                    cur.execute(query("release_paused_day"), {**key, "lease_token": message.lease})
+                return DayResult("paused", detail="its job is paused; the resume sends it again")
+            if job["status"] != "running":
+                return DayResult("noop", detail=f"its job is {job['status']}")
             token = uuid.uuid4().hex  # a new token even when resuming: a duplicate of the hand-off finds it taken
             cur.execute(query("claim_day"), {**key, "lease_token": token, "lease_s": self._lease_s,
                                              "new_attempt": not resuming})
             attempts = cur.fetchone()["attempts"]
-        return Lease(token=token, attempts=attempts, force=day["force"])
+        return Lease(token=token, attempts=attempts, force=job["force"])
 
     def _work(self, message: DayMessage, lease: Lease) -> DayResult:
         try:

@@ -21,7 +21,8 @@
 # Values go to Secrets Manager through a private temporary file, never on a command line;
 # the functions read them at cold start by ARN. Later deploys keep the stack's values
 # unless these are set again. Optional: STOCKSYNC_PUBLIC_READ (true/false),
-# STOCKSYNC_CORS_ALLOW_ORIGINS, STOCKSYNC_SECRETS_REVISION (change it after rotating a
+# STOCKSYNC_CORS_ALLOW_ORIGINS, STOCKSYNC_NOTIFY_EMAIL (an address subscribed to the completion
+# notices), STOCKSYNC_NOTIFY_WEBHOOKS (name=https://url pairs), STOCKSYNC_SECRETS_REVISION (change it after rotating a
 # secret), STOCKSYNC_SECRET_ID (one older secret with both keys: then every function can
 # read the tushare token too), ARTIFACT_BUCKET (default stocksync-artifacts-ACCOUNT-REGION,
 # created if missing), STACK_NAME (default stocksync-STAGE), OUT (default
@@ -124,6 +125,8 @@ deploy() {
     [ -n "${STOCKSYNC_PUBLIC_READ:-}" ] && params+=("PublicRead=$STOCKSYNC_PUBLIC_READ")
     [ -n "${STOCKSYNC_CORS_ALLOW_ORIGINS:-}" ] && params+=("CorsAllowOrigins=$STOCKSYNC_CORS_ALLOW_ORIGINS")
     [ -n "${STOCKSYNC_SECRETS_REVISION:-}" ] && params+=("SecretsRevision=$STOCKSYNC_SECRETS_REVISION")
+    [ -n "${STOCKSYNC_NOTIFY_EMAIL:-}" ] && params+=("NotifyEmail=$STOCKSYNC_NOTIFY_EMAIL")
+    [ -n "${STOCKSYNC_NOTIFY_WEBHOOKS:-}" ] && params+=("NotifyWebhooks=$STOCKSYNC_NOTIFY_WEBHOOKS")
     [ -n "${LOG_RETENTION_DAYS:-}" ] && params+=("LogRetentionDays=$LOG_RETENTION_DAYS")
     if ! "$AWS" cloudformation describe-stacks --stack-name "$STACK" >/dev/null 2>&1; then
         { [ -n "$database" ] && [ -n "$tushare" ] && [ -n "${STOCKSYNC_API_TOKENS:-}" ]; } ||

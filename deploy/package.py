@@ -61,6 +61,15 @@ TERRAFORM_REFS = {
     "PublicRead": "${var.public_read}",
     "CorsAllowOrigins": "${var.cors_allow_origins}",
     "SecretsRevision": "${var.secrets_revision}",
+    "NotifyTopic": "${aws_sns_topic.notices.arn}",
+    "NotifyWebhooks": "${var.notify_webhooks}",
+    "NotifySecret": "${var.notify_secret_arn}",
+}
+# What a SAM `Fn::Sub` variable (sam-resources.json) is in Terraform.
+TERRAFORM_SUBS = {
+    "${WebsocketAPI}": "${aws_apigatewayv2_api.websocket_api.id}",
+    "${AWS::Region}": "${data.aws_region.chalice.name}",
+    "${AWS::URLSuffix}": "${data.aws_partition.chalice.dns_suffix}",
 }
 # Actions the roles need that AWS lets no policy scope to a resource: they stay on "*"
 # (tests/test_deploy.py fails on any other "Resource": "*").
@@ -232,6 +241,13 @@ def terraform_value(value: Any) -> str:
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return separator.join(terraform_value(part) for part in parts)
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        text = value["Fn::Sub"]
+        for sam, terraform in TERRAFORM_SUBS.items():
+            text = text.replace(sam, terraform)
+        if re.search(r"\$\{(?!aws_|data\.)", text):
+            raise PackageError(f"no Terraform value for {value!r}")
+        return text
     raise PackageError(f"no Terraform value for {value!r}")
 
 
@@ -260,11 +276,27 @@ def function_policy(name: str, fmt: str, vpc: dict[str, list[str]] | None) -> di
     statements: list[dict[str, Any]] = [{
         "Sid": "WriteOwnLogs", "Effect": "Allow",
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [log_group]}]
-    secrets = _refs(_sam_environment(name).get("SECRETS_ARN"))
+    environment = _sam_environment(name)
+    secrets = _refs(environment.get("SECRETS_ARN"))
     if secrets:
         statements.append({
             "Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
             "Resource": [{"Ref": ref} if sam else TERRAFORM_REFS[ref] for ref in secrets]})
+    # A function given the notices topic may publish to it, and only to it.
+    topics = _refs(environment.get("NOTIFY_SNS_TOPIC_ARN"))
+    if topics:
+        statements.append({
+            "Sid": "PublishNotices", "Effect": "Allow", "Action": ["sns:Publish"],
+            "Resource": [{"Ref": ref} if sam else TERRAFORM_REFS[ref] for ref in topics]})
+    # A function given the WebSocket API's management endpoint may post to its connections.
+    if "LIVE_MANAGEMENT_URL" in environment:
+        stage = _api_stage()
+        connections = ({"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                                   "${WebsocketAPI}/%s/POST/@connections/*" % stage} if sam else
+                       "${aws_apigatewayv2_api.websocket_api.execution_arn}/%s/POST/@connections/*" % stage)
+        statements.append({
+            "Sid": "PushToOwnWebSocketConnections", "Effect": "Allow",
+            "Action": ["execute-api:ManageConnections"], "Resource": [connections]})
     if vpc:
         arn = ("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:" if sam else
                "arn:${data.aws_partition.chalice.partition}:ec2:${data.aws_region.chalice.name}:"
@@ -285,6 +317,12 @@ def function_policy(name: str, fmt: str, vpc: dict[str, list[str]] | None) -> di
              "Action": sorted(NO_RESOURCE_SCOPE), "Resource": "*"},
         ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _api_stage() -> str:
+    """The API Gateway stage name (`api_gateway_stage`), which the WebSocket API shares."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    return config.get("api_gateway_stage", "api")
 
 
 def stage_vpc(stage: str, subnet_ids: list[str] | None = None,

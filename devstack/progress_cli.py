@@ -1,23 +1,23 @@
-"""Start a batch sync over HTTP and draw its progress in the terminal.
+"""The old `python -m devstack.progress_cli START END`: now `stocksync start START END --watch`.
 
-`python -m devstack.progress_cli --api http://127.0.0.1:8000 2025-10-01 2025-10-09`
-works against any stocksync API, local or deployed. It sends an operator token: the
-environment's STOCKSYNC_API_TOKEN, else the one `make serve` keeps in .stocksync/api-token.
+The `stocksync` command's package (cli/stocksync_cli, installed into .venv by `make venv`)
+does the work: its client starts the job, its watch draws the bar. This module keeps the
+old entry point and helpers (`start_job`, `watch`, `auth_headers`) for the demo, the
+benchmarks and scripts written against them, with the old exit status: 0 completed with
+no failure, 1 refused (or no token), 2 the job ended otherwise.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import requests
+from stocksync_cli.client import Api, ApiError
+from stocksync_cli.commands import Context, follow
+from stocksync_cli.render import Words
 
 from devstack.tokens import read_token
-
-BATCH = "/api/v1/sync-status/sync/batch"
-BAR_WIDTH = 30
 
 
 def auth_headers(token: str | None) -> dict[str, str]:
@@ -27,52 +27,25 @@ def auth_headers(token: str | None) -> dict[str, str]:
 
 def start_job(api: str, start: str, end: str, force: bool = False, lang: str = "zh",
               token: str | None = None) -> dict[str, Any]:
-    """POST the seed's request; returns the answer's JSON whatever the status code."""
+    """POST the seed's request; the answer's envelope whatever its status, plus `http_status`."""
+    client = Api(base_url=api, token=token if token is not None else read_token(), lang=lang)
     body: dict[str, Any] = {"start_date": start, "end_date": end}
     if force:
         body["force"] = True
-    answer = requests.post(api + BATCH, json=body, timeout=30, params={"lang": lang},
-                           headers=auth_headers(token))
-    payload = answer.json()
-    payload["http_status"] = answer.status_code
-    return payload
-
-
-def fetch_progress(api: str, task_id: str, token: str | None = None) -> dict[str, Any]:
-    answer = requests.get(f"{api}{BATCH}/progress/{task_id}", timeout=10,
-                          headers=auth_headers(token))
-    answer.raise_for_status()
-    return answer.json()["data"]
-
-
-def render(progress: dict[str, Any]) -> str:
-    filled = int(BAR_WIDTH * progress["percent"] / 100)
-    bar = "#" * filled + "." * (BAR_WIDTH - filled)
-    return (f"[{bar}] {progress['percent']:5.1f}% {progress['current']}/{progress['total']}  "
-            f"成功 {progress['success']} 失败 {progress['failed']} 跳过 {progress['skipped']}  "
-            f"行 {progress['rows']:,}  {progress['message']}")
+    try:
+        return {"status": "success", "data": client.start(body), "http_status": 200}
+    except ApiError as error:
+        envelope = error.as_json()
+        envelope["message"] = error.message.split(": ", 1)[-1]  # the API's own words
+        return envelope
 
 
 def watch(api: str, task_id: str, interval_s: float = 0.5, timeout_s: float = 1800,
-          out: TextIO = sys.stdout, token: str | None = None) -> dict[str, Any]:
-    """Poll until the job ends (or `timeout_s`, the seed's 30 minutes); returns the last progress."""
-    live = out.isatty()
-    deadline = time.monotonic() + timeout_s
-    last_line = ""
-    while True:
-        progress = fetch_progress(api, task_id, token)
-        line = render(progress)
-        if live:
-            out.write("\r\033[K" + line)
-        elif line != last_line:
-            out.write(line + "\n")
-        out.flush()
-        last_line = line
-        if progress["status"] != "running" or time.monotonic() > deadline:
-            if live:
-                out.write("\n")
-            return progress
-        time.sleep(interval_s)
+          out: TextIO = sys.stdout, token: str | None = None, lang: str = "zh") -> dict[str, Any]:
+    """Draw the job's progress until it ends (or `timeout_s`); returns the last progress."""
+    client = Api(base_url=api, token=token if token is not None else read_token(), lang=lang)
+    ctx = Context(api=client, words=Words(lang), interval_s=interval_s, timeout_s=timeout_s, out=out)
+    return follow(ctx, task_id)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,11 @@ def main() -> int:
         print(f"  try: curl -X POST {stack.api_url}/api/v1/sync-status/sync/batch "
               "-H \"Authorization: Bearer $(cat .stocksync/api-token)\" "
               "-d '{\"start_date\": \"2025-10-01\", \"end_date\": \"2025-10-09\"}'", flush=True)
+        if stack.live is not None:
+            print(f"  live progress: {stack.live.websocket_url} (the page subscribes there)", flush=True)
+        if stack.webhooks is not None or stack.notice_topic_arn:
+            print(f"  completion notices: SNS topic {stack.notice_topic_arn or '-'}, webhook "
+                  f"{stack.webhooks.url if stack.webhooks else '-'} (verifies signatures)", flush=True)
         stop.wait()
         print("stopping...", flush=True)
     finally:

@@ -145,3 +145,12 @@ def create_day_queues(sqs: Any, name: str, visibility_timeout_s: int,
                                      "maxReceiveCount": str(max_receive_count)}),
     })["QueueUrl"]
     return queue_url, dlq_url
+
+
+NOTICE_TOPIC = "stocksync-notices"
+
+
+def create_notice_topic(endpoint_url: str, region: str) -> str:
+    """The SNS topic of completion notices, on moto's server (the same one as SQS)."""
+    sns = boto3.client("sns", endpoint_url=endpoint_url, region_name=region)
+    return sns.create_topic(Name=NOTICE_TOPIC)["TopicArn"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 import requests
 
 from devstack.services import (LOCAL_AWS_ENV, EmbeddedPostgres, LocalSQS, create_day_queues,
-                               free_port, sqs_client)
+                               create_notice_topic, free_port, sqs_client)
 from devstack.tokens import LOCAL_TOKEN_NAME, local_operator_token
 from devstack.worker_loop import WorkerLoop
 
@@ -52,6 +53,12 @@ class StackOptions:
     api_log: Path | None = None  # where `chalice local` writes; None: this terminal
     # How often the local stand-in for the scheduled sweeper runs; 0: never.
     sweep_interval_s: float = 60.0
+    # Completion notices to moto's SNS (on the SQS server) and a local webhook receiver,
+    # unless NOTIFY_SNS_TOPIC_ARN / NOTIFY_WEBHOOKS name real ones.
+    notices: bool = True
+    # The WebSocket API of pushed progress (devstack.live_server), unless LIVE_WEBSOCKET_URL
+    # names another.
+    live: bool = True
     env: dict[str, str] = field(default_factory=dict)  # overrides for the app's settings
 
 
@@ -68,6 +75,10 @@ class LocalStack:
         self._sweeper: threading.Thread | None = None
         self.api_process: subprocess.Popen[bytes] | None = None
         self.dlq_url: str | None = None
+        self.notice_topic_arn: str | None = None  # the local SNS topic of completion notices
+        self.webhooks: Any = None  # devstack.webhook_receiver.WebhookReceiver
+        self.live: Any = None  # devstack.live_server.LocalWebsocketApi
+        self._live_ports: tuple[int, int] | None = None
         self.api_token = ""  # the operator token (data_dir/api-token, or STOCKSYNC_API_TOKEN)
         # Stops what this process started should it die without stopping it (devstack.reaper).
         self._reaper: subprocess.Popen[bytes] | None = None
@@ -109,6 +120,8 @@ class LocalStack:
         env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or self._start_postgres()
         env.update(self._start_queue())
         env.update(self._start_tushare())
+        env.update(self._start_notices(env))
+        env.update(self._live_env())
         env.update(opts.env)
         env["API_TOKENS"] = self._api_tokens()
         self.env = env
@@ -118,6 +131,7 @@ class LocalStack:
         db = Database(env["DATABASE_URL"], 1)
         db.migrate()
         db.close()
+        self._start_live()
 
         if opts.workers:
             import app  # after the environment is set: its getters read it
@@ -182,6 +196,40 @@ class LocalStack:
         self.tushare = SampleTushareServer()
         return {"TUSHARE_TOKEN": DEFAULT_TOKEN, "TUSHARE_API_URL": self.tushare.start()}
 
+    def _start_notices(self, env: dict[str, str]) -> dict[str, str]:
+        if not self.options.notices:
+            return {}
+        added: dict[str, str] = {}
+        if self.sqs is not None and not os.environ.get("NOTIFY_SNS_TOPIC_ARN"):
+            endpoint = env["SQS_ENDPOINT_URL"]
+            self.notice_topic_arn = create_notice_topic(endpoint, LOCAL_AWS_ENV["AWS_REGION"])
+            added.update(NOTIFY_SNS_TOPIC_ARN=self.notice_topic_arn, SNS_ENDPOINT_URL=endpoint)
+        if not os.environ.get("NOTIFY_WEBHOOKS"):
+            from devstack.webhook_receiver import WebhookReceiver
+            # A new signing secret each start: only this stack's receiver needs it.
+            self.webhooks = WebhookReceiver(secrets.token_urlsafe(32)).start()
+            added.update(NOTIFY_WEBHOOKS=f"local={self.webhooks.url}",
+                         NOTIFY_WEBHOOK_SECRET=self.webhooks.secret)
+        return added
+
+    def _live_env(self) -> dict[str, str]:
+        if not self.options.live or os.environ.get("LIVE_WEBSOCKET_URL"):
+            return {}
+        self._live_ports = (free_port(), free_port())
+        websocket, management = self._live_ports
+        return {"LIVE_WEBSOCKET_URL": f"ws://127.0.0.1:{websocket}/",
+                "LIVE_MANAGEMENT_URL": f"http://127.0.0.1:{management}"}
+
+    def _start_live(self) -> None:
+        if self._live_ports is None:
+            return
+        import app  # after the environment is set: its getters read it
+        from devstack.live_server import LocalWebsocketApi
+        websocket, management = self._live_ports
+        self.live = LocalWebsocketApi(app.websocket_connect, app.websocket_message,
+                                      app.websocket_disconnect, port=websocket,
+                                      management_port=management).start()
+
     def _start_api(self) -> None:
         opts = self.options
         command = [sys.executable, "-m", "devstack.chalice_local", "local", "--host", "127.0.0.1",
@@ -222,6 +270,12 @@ class LocalStack:
             if loop is not None:
                 loop.stop()
         self.workers = self.dead_letters = None
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            self.webhooks = None
         if self.tushare is not None:
             self.tushare.stop()
             self.tushare = None

@@ -19,10 +19,16 @@ from devstack.stack import LocalStack, StackOptions
 # Each test starts from an empty queue: let moto purge more than once a minute.
 os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
 
+ENDED = ("completed", "cancelled")  # a job's statuses once it has ended (running and paused are active)
+
 # Small limits so retries and redeliveries happen within a test's patience. A day's
 # lease is WORKER_TIMEOUT_S + LEASE_MARGIN_S: 8 s, far more than a day takes here.
 TEST_SETTINGS = {"MAX_ATTEMPTS": "3", "RETRY_BASE_S": "0", "RETRY_MAX_S": "0",
-                 "TUSHARE_TIMEOUT_S": "1", "WORKER_TIMEOUT_S": "6", "LEASE_MARGIN_S": "2"}
+                 "TUSHARE_TIMEOUT_S": "1", "WORKER_TIMEOUT_S": "6", "LEASE_MARGIN_S": "2",
+                 # Completion notices: a claim outlives one send (2 s) by a little; retries
+                 # are due at once (each sweep), three attempts in all.
+                 "NOTIFY_TIMEOUT_S": "2", "NOTIFY_LEASE_S": "3", "NOTIFY_MAX_ATTEMPTS": "3",
+                 "NOTIFY_RETRY_BASE_S": "0", "NOTIFY_RETRY_MAX_S": "0"}
 # A reader token next to the stack's own operator token (LocalStack.api_token).
 # pytest imports this file as `conftest` and the tests as `tests.conftest`: one token for both.
 READER_TOKEN = os.environ.setdefault("STOCKSYNC_TEST_READER_TOKEN", new_token())
@@ -64,12 +70,15 @@ def db(stack: LocalStack, app_module: Any):
     """The app's own pool, on emptied tables, an empty queue and a fault-free source."""
     database = app_module.get_db()
     with database.transaction() as cur:
-        cur.execute("TRUNCATE sync_jobs, sync_job_days, daily_bars, synced_dates, trade_calendar")
+        cur.execute("TRUNCATE sync_jobs, sync_job_days, sync_job_events, daily_bars, synced_dates, "
+                    "trade_calendar, job_notices, live_connections, live_tickets")
     sqs = stack.sqs_client()
     for url in (stack.env["SQS_QUEUE_URL"], stack.dlq_url):
         sqs.purge_queue(QueueUrl=url)
     stack.tushare.clear_faults()
     stack.tushare.reset_stats()
+    if stack.webhooks is not None:
+        stack.webhooks.clear()
     return database
 
 
@@ -134,6 +143,26 @@ class ApiClient:
     def days(self, task_id: str) -> Any:
         return self._client.get(f"{self.BATCH}/days/{task_id}")
 
+    def control(self, action: str, task_id: str, query: str = "") -> Any:
+        """POST pause, resume or retry (or cancel) of a task."""
+        return self._client.post(f"{self.BATCH}/{action}/{task_id}{query}",
+                                 headers={"content-type": "application/json"}, body="")
+
+    def pause(self, task_id: str, query: str = "") -> Any:
+        return self.control("pause", task_id, query)
+
+    def resume(self, task_id: str, query: str = "") -> Any:
+        return self.control("resume", task_id, query)
+
+    def retry(self, task_id: str, query: str = "") -> Any:
+        return self.control("retry", task_id, query)
+
+    def events(self, task_id: str) -> Any:
+        return self._client.get(f"{self.BATCH}/events/{task_id}")
+
+    def jobs(self) -> Any:
+        return self._client.get(f"{self.BATCH}/jobs")
+
 
 @pytest.fixture
 def workers(stack: LocalStack, app_module: Any):
@@ -154,7 +183,7 @@ class Drainer:
         jobs = self._app.get_jobs()
 
         def poll() -> None:
-            while time.monotonic() < deadline and jobs.progress(task_id).status == "running":
+            while time.monotonic() < deadline and jobs.progress(task_id).status not in ENDED:
                 if not self.loop.poll_once(wait_s=1):
                     time.sleep(0.05)
         pollers = [threading.Thread(target=poll) for _ in range(threads)]
@@ -163,7 +192,7 @@ class Drainer:
         for thread in pollers:
             thread.join()
         progress = jobs.progress(task_id).as_json()
-        assert progress["status"] != "running", f"job still running after {timeout_s}s: {progress}"
+        assert progress["status"] in ENDED, f"job still running after {timeout_s}s: {progress}"
         return progress
 
     def drain(self, timeout_s: float = 60) -> int:
@@ -200,6 +229,7 @@ class FaultLedger:
         self.rows_duplicated = 0
         self.poison_consumed = 0
         self.stragglers_settled = 0
+        self.pause_races = 0
         self.database_return_s: float | None = None  # until the batch moved again
         self.message_loss_s: float | None = None  # until the batch moved again
 
@@ -208,7 +238,7 @@ class FaultLedger:
                 f"{self.crashes}, faults injected: {self.faults}, rows checked: {self.rows_checked}, "
                 f"rows lost = {self.rows_lost}, rows duplicated = {self.rows_duplicated}, "
                 f"poison bodies consumed: {self.poison_consumed}, "
-                f"stragglers settled: {self.stragglers_settled}, "
+                f"stragglers settled: {self.stragglers_settled}, pause races: {self.pause_races}, "
                 f"seconds from database return to the batch moving again: {_seconds(self.database_return_s)}, "
                 f"seconds from message loss to recovery: {_seconds(self.message_loss_s)}")
 
@@ -247,7 +277,7 @@ def fuzz_ledger() -> FuzzLedger:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if (LEDGER.rows_checked or LEDGER.faults or LEDGER.crashes or LEDGER.duplicated
-            or LEDGER.poison_consumed or LEDGER.stragglers_settled):
+            or LEDGER.poison_consumed or LEDGER.stragglers_settled or LEDGER.pause_races):
         terminalreporter.write_sep("-", LEDGER.line())
     if FUZZ.requests:
         terminalreporter.write_sep("-", FUZZ.line())
@@ -255,8 +285,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 # --- security suites: what a refusal must leave untouched, settings changed for a test ---
 
-TABLES = ("sync_jobs", "sync_job_days", "daily_bars", "synced_dates", "trade_calendar",
-          "schema_migrations")
+TABLES = ("sync_jobs", "sync_job_days", "sync_job_events", "daily_bars", "synced_dates",
+          "trade_calendar", "schema_migrations", "job_notices")
 
 
 def snapshot(db: Any, stack: LocalStack) -> dict[str, int]:
@@ -280,7 +310,8 @@ def configure(app_module: Any):
 
     def apply(**fields: Any) -> Any:
         settings = dataclasses.replace(app_module.get_settings(), **fields)
-        for derived in ("auth", "cors", "jobs", "worker", "dates", "sweeper"):
+        for derived in ("auth", "cors", "jobs", "worker", "dates", "sweeper", "notices", "live",
+                        "job_events"):
             app_module._clients.pop(derived, None)
         app_module._clients["settings"] = settings
         return settings

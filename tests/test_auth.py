@@ -139,6 +139,25 @@ def test_every_route_and_method_over_http_under_chalice_local(stack, db):
     assert checked >= 9 * 6
 
 
+def test_the_matrix_and_the_fuzz_reach_pause_resume_retry_and_events(app_module, stack):
+    """run_matrix walks app.routes and the fuzz walks the published document: both hold the
+    new routes, with the roles they declare."""
+    from chalicelib import openapi
+    routes = app_module.app.routes
+    declared = {(path, method): api_module.access_of(entry.view_function)
+                for path, methods in routes.items() for method, entry in methods.items()}
+    for action in ("pause", "resume", "retry", "cancel"):
+        assert declared[(f"{BATCH}/{action}/{{task_id}}", "POST")] == OPERATOR
+        assert declared[(f"{BATCH}/{action}/{{task_id}}", "OPTIONS")] == api_module.PREFLIGHT
+    assert declared[(f"{BATCH}/events/{{task_id}}", "GET")] == READER
+    paths = openapi.describe(routes)["paths"]
+    for action in ("pause", "resume", "retry"):
+        operation = paths[f"{BATCH}/{action}/{{task_id}}"]["post"]
+        assert operation["security"] == [{"bearer": []}] and operation["x-stocksync-access"] == OPERATOR
+        assert operation["summary"] != "undocumented"
+    assert paths[f"{BATCH}/events/{{task_id}}"]["get"]["x-stocksync-access"] == READER
+
+
 def test_public_read_opens_reads_only_in_process(app_module, db, stack, configure):
     configure(public_read=True)
     with Client(app_module.app) as client:

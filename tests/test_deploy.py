@@ -41,6 +41,10 @@ FUNCTIONS = {
     "dead_letter_day": "DeadLetterDay",
     "sweep_stuck_days": "SweepStuckDays",
     "migrate": "Migrate",
+    # Pushed progress: the WebSocket API's handlers (chalice names them after the route).
+    "websocket_connect": "WebsocketConnect",
+    "websocket_message": "WebsocketMessage",
+    "websocket_disconnect": "WebsocketDisconnect",
 }
 # Connections all functions may hold at once (docs/deploy.md): the smallest RDS
 # classes allow several times this; the rest is for psql, migrations by hand, RDS.
@@ -57,22 +61,35 @@ QUEUE_ACCESS = {
     # GetQueueAttributes: an empty queue under a quiet job means its messages are lost.
     "SweepStuckDays": {"DayQueue": {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}},
     "Migrate": {},
+    "WebsocketConnect": {}, "WebsocketMessage": {}, "WebsocketDisconnect": {},
 }
+# The functions that may end a job, so send its completion notices and push its progress;
+# the WebSocket message handler pushes too (its answer to a subscribe).
+NOTIFIERS = {"APIHandler", "SyncDay", "DeadLetterDay", "SweepStuckDays"}
+PUSHERS = NOTIFIERS | {"WebsocketMessage"}
+NOTICE_ENV = {"NOTIFY_SNS_TOPIC_ARN", "NOTIFY_WEBHOOKS", "LIVE_MANAGEMENT_URL"}
 # The settings each function reads that a deploy supplies (the rest: config.json). No
 # secret among them: SECRETS_ARN names the secrets a function reads at cold start.
 DEPLOY_ENV = {
     "APIHandler": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION", "API_TOKENS", "PUBLIC_READ",
-                   "CORS_ALLOW_ORIGINS"},
-    "SyncDay": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"},
-    "DeadLetterDay": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"},
-    "SweepStuckDays": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"},
+                   "CORS_ALLOW_ORIGINS", "LIVE_WEBSOCKET_URL"} | NOTICE_ENV,
+    "SyncDay": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"} | NOTICE_ENV,
+    "DeadLetterDay": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"} | NOTICE_ENV,
+    "SweepStuckDays": {"SECRETS_ARN", "SQS_QUEUE_URL", "SECRETS_REVISION"} | NOTICE_ENV,
     "Migrate": {"SECRETS_ARN", "SECRETS_REVISION"},
+    "WebsocketConnect": {"SECRETS_ARN", "SECRETS_REVISION"},
+    "WebsocketMessage": {"SECRETS_ARN", "SECRETS_REVISION", "LIVE_MANAGEMENT_URL"},
+    "WebsocketDisconnect": {"SECRETS_ARN", "SECRETS_REVISION"},
 }
 # Which secrets each function may read: only the worker needs the tushare token.
-SECRETS_OF = {"APIHandler": {"DatabaseSecretArn"}, "SyncDay": {"DatabaseSecretArn", "TushareSecretArn"},
-              "DeadLetterDay": {"DatabaseSecretArn"}, "SweepStuckDays": {"DatabaseSecretArn"},
-              "Migrate": {"DatabaseSecretArn"}}
-SECRET_KEYS = {"DATABASE_URL", "TUSHARE_TOKEN"}
+# The webhook signing secret (NotifySecret, made by the stack) only for those that send notices.
+SECRETS_OF = {"APIHandler": {"DatabaseSecretArn", "NotifySecret"},
+              "SyncDay": {"DatabaseSecretArn", "NotifySecret", "TushareSecretArn"},
+              "DeadLetterDay": {"DatabaseSecretArn", "NotifySecret"},
+              "SweepStuckDays": {"DatabaseSecretArn", "NotifySecret"},
+              "Migrate": {"DatabaseSecretArn"}, "WebsocketConnect": {"DatabaseSecretArn"},
+              "WebsocketMessage": {"DatabaseSecretArn"}, "WebsocketDisconnect": {"DatabaseSecretArn"}}
+SECRET_KEYS = {"DATABASE_URL", "TUSHARE_TOKEN", "NOTIFY_WEBHOOK_SECRET"}
 # Well-formed VPC ids for the dev build (deploy.sh passes STOCKSYNC_SUBNET_IDS the same way).
 DEV_SUBNETS = "subnet-0123456789abcdef0,subnet-0123456789abcdef1"
 DEV_GROUPS = "sg-0123456789abcdef2"
@@ -173,6 +190,11 @@ def _env(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return template["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
 
 
+def _literal_env(template: dict[str, Any], logical_id: str) -> dict[str, str]:
+    """The settings a template fixes (config.json's), without those the deploy fills in."""
+    return {k: v for k, v in _env(template, logical_id).items() if isinstance(v, str)}
+
+
 def test_build_reports(built: dict[str, Any]) -> None:
     """The bundle chalice made is complete and within Lambda's limits (package.py checks;
     here again on the file, with the numbers for the log)."""
@@ -266,14 +288,14 @@ def test_day_queue_and_dead_letter_queue(sam: dict[str, Any]) -> None:
     redrive = days["RedrivePolicy"]
     assert _ref_name(redrive["deadLetterTargetArn"]) == "DeadLetterQueue"
     # The app retries a day MAX_ATTEMPTS times itself; SQS gives up a little later.
-    settings = Settings.from_env(_env(sam, "SyncDay") | {"DATABASE_URL": ""})
+    settings = Settings.from_env(_literal_env(sam, "SyncDay") | {"DATABASE_URL": ""})
     assert settings.max_attempts < redrive["maxReceiveCount"] <= 10
     assert dlq["MessageRetentionPeriod"] > days["MessageRetentionPeriod"]
     assert days["QueueName"] == {"Fn::Sub": "${AWS::StackName}-days"}
     assert dlq["QueueName"] == {"Fn::Sub": "${AWS::StackName}-days-dlq"}
     assert days["SqsManagedSseEnabled"] and dlq["SqsManagedSseEnabled"]
     # The sweeper must not take a day waiting for its redelivery for a lost one.
-    sweeper = Settings.from_env(_env(sam, "SweepStuckDays") | {"DATABASE_URL": ""})
+    sweeper = Settings.from_env(_literal_env(sam, "SweepStuckDays") | {"DATABASE_URL": ""})
     assert sweeper.stale_after_s > days["VisibilityTimeout"] + sweeper.retry_max_s
 
 
@@ -340,6 +362,8 @@ def test_iam_statements(cfn: dict[str, Any]) -> None:
     for function, statements in _statements_by_function(cfn).items():
         queue_access: dict[str, set[str]] = {}
         secrets: set[str] = set()
+        topics: set[str] = set()
+        pushes: list[Any] = []
         for statement in statements:
             actions = _as_list(statement["Action"])
             assert statement["Effect"] == "Allow"
@@ -358,10 +382,22 @@ def test_iam_statements(cfn: dict[str, Any]) -> None:
             elif services == {"secretsmanager"}:
                 assert actions == ["secretsmanager:GetSecretValue"]
                 secrets.update(_ref_name(r) for r in resources)
+            elif services == {"sns"}:
+                # Publish, to the notices topic only.
+                assert actions == ["sns:Publish"], (function, actions)
+                topics.update(_ref_name(r) for r in resources)
+            elif services == {"execute-api"}:
+                # Posting to the stack's own WebSocket API's connections, nothing else.
+                assert actions == ["execute-api:ManageConnections"], (function, actions)
+                pushes += resources
             else:
                 assert services == {"ec2"}, (function, actions)
         assert queue_access == QUEUE_ACCESS[function], function
         assert secrets == SECRETS_OF[function], function
+        assert topics == ({"NotifyTopic"} if function in NOTIFIERS else set()), function
+        connections = {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                                  "${WebsocketAPI}/api/POST/@connections/*"}
+        assert pushes == ([connections] if function in PUSHERS else []), function
 
 
 def _secret_refs(value: Any) -> set[str]:
@@ -481,6 +517,81 @@ def test_api_gateway_throttles_the_stage_and_the_writes(cfn: dict[str, Any], tf_
     terraform = _load(tf_dir / "stocksync.tf.json")["resource"]["aws_api_gateway_method_settings"]
     assert terraform["all"]["settings"]["throttling_rate_limit"] == "${var.throttle_rate_limit}"
     assert terraform["start"]["method_path"] == "api/v1/sync-status/sync/batch/POST"
+
+
+def test_every_write_route_is_throttled_as_a_write(cfn: dict[str, Any], tf_dir: Path) -> None:
+    """Each operator POST of the app (start, cancel, pause, resume, retry, and any later one)
+    has the write throttle in the SAM template and in Terraform."""
+    import app
+    from chalicelib.api import access_of
+    from chalicelib.auth import OPERATOR
+    writes = sorted(path for path, methods in app.app.routes.items()
+                    if "POST" in methods and access_of(methods["POST"].view_function) == OPERATOR)
+    assert len(writes) >= 5
+    (stage,) = _of_type(cfn, "AWS::ApiGateway::Stage").values()
+    throttled = {m["ResourcePath"] for m in stage["Properties"]["MethodSettings"]
+                 if m["HttpMethod"] == "POST" and m["ThrottlingRateLimit"] == {"Ref": "WriteThrottleRateLimit"}}
+    assert throttled == {"/" + path.replace("/", "~1") for path in writes}
+    terraform = _load(tf_dir / "stocksync.tf.json")["resource"]["aws_api_gateway_method_settings"]
+    assert {s["method_path"] for s in terraform.values()
+            if s["settings"]["throttling_rate_limit"] == "${var.write_throttle_rate_limit}"} == \
+        {path.lstrip("/") + "/POST" for path in writes}
+
+
+def test_notices_topic_email_subscription_and_signing_secret(sam: dict[str, Any], cfn: dict[str, Any],
+                                                           tf_dir: Path) -> None:
+    """Completion notices: a topic of the stack's own (an email subscription to it is the
+    seed's "email when done"), a signing secret the stack generates (never a parameter, never
+    in an environment), webhooks from a parameter only, and the outputs to wire receivers."""
+    resources = sam["Resources"]
+    assert resources["NotifyTopic"]["Type"] == "AWS::SNS::Topic"
+    subscription = resources["NotifyEmailSubscription"]
+    assert subscription["Condition"] == "HasNotifyEmail"
+    assert subscription["Properties"] == {"TopicArn": {"Ref": "NotifyTopic"}, "Protocol": "email",
+                                          "Endpoint": {"Ref": "NotifyEmail"}}
+    assert cfn["Conditions"]["HasNotifyEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "NotifyEmail"}, ""]}]}
+    generated = resources["NotifySecret"]["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "NOTIFY_WEBHOOK_SECRET" and generated["PasswordLength"] >= 32
+    assert re.fullmatch(sam["Parameters"]["NotifyWebhooks"]["AllowedPattern"], "ops=https://h.example.com/x")
+    assert not re.fullmatch(sam["Parameters"]["NotifyWebhooks"]["AllowedPattern"], "ops=http://h.example.com/x")
+    for function in NOTIFIERS:
+        env = _env(sam, function)
+        assert env["NOTIFY_SNS_TOPIC_ARN"] == {"Ref": "NotifyTopic"}
+        assert env["NOTIFY_WEBHOOKS"] == {"Ref": "NotifyWebhooks"}
+    outputs = sam["Outputs"]
+    assert outputs["NotifyTopicArn"]["Value"] == {"Ref": "NotifyTopic"}
+    assert outputs["NotifySecretArn"]["Value"] == {"Ref": "NotifySecret"}
+    terraform = _load(tf_dir / "stocksync.tf.json")
+    assert terraform["resource"]["aws_sns_topic"]["notices"]["name"] == "${local.stocksync_prefix}-notices"
+    assert terraform["resource"]["aws_sns_topic_subscription"]["notify_email"]["protocol"] == "email"
+    assert "notify_secret_arn" in terraform["variable"]
+
+
+def test_websocket_api_for_pushed_progress(sam: dict[str, Any], cfn: dict[str, Any], tf_dir: Path) -> None:
+    routes = {r["Properties"]["RouteKey"] for r in _of_type(cfn, "AWS::ApiGatewayV2::Route").values()}
+    assert routes == {"$connect", "$default", "$disconnect"}
+    (stage,) = _of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["StageName"] == CONFIG["api_gateway_stage"]
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"}, "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"}}
+    url = "${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
+    assert _env(sam, "APIHandler")["LIVE_WEBSOCKET_URL"] == {"Fn::Sub": "wss://" + url}
+    for function in PUSHERS:
+        assert _env(sam, function)["LIVE_MANAGEMENT_URL"] == {"Fn::Sub": "https://" + url}
+    assert sam["Outputs"]["LiveWebSocketURL"]["Value"] == {"Fn::Sub": "wss://" + url}
+    functions = _load(tf_dir / "stocksync_functions_override.tf.json")["resource"]["aws_lambda_function"]
+    assert functions["api_handler"]["environment"]["variables"]["LIVE_WEBSOCKET_URL"] == (
+        "wss://${aws_apigatewayv2_api.websocket_api.id}.execute-api.${data.aws_region.chalice.name}."
+        "${data.aws_partition.chalice.dns_suffix}/api")
+    override = _load(tf_dir / "stocksync_override.tf.json")["resource"]["aws_apigatewayv2_stage"]
+    assert override["websocket_api_stage"]["default_route_settings"]["throttling_rate_limit"] == \
+        "${var.throttle_rate_limit}"
+    policies = dict(_terraform_policies(tf_dir))
+    for name, logical_id in FUNCTIONS.items():
+        pushes = [s for s in policies[f"{name}_role"]["Statement"] if s["Sid"] == "PushToOwnWebSocketConnections"]
+        assert [s["Resource"] for s in pushes] == (
+            [["${aws_apigatewayv2_api.websocket_api.execution_arn}/api/POST/@connections/*"]]
+            if logical_id in PUSHERS else []), name
 
 
 def test_api_gateways_own_errors_use_the_envelope(cfn: dict[str, Any]) -> None:

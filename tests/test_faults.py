@@ -748,6 +748,197 @@ def test_sweeper_prunes_ended_jobs_past_their_retention_in_bounded_batches(app_m
     assert app_module.get_sweeper()._policy.retention_days == 180  # JOB_RETENTION_DAYS' default
 
 
+# 16. Pause and resume: a day in flight finishes whole, a paused job's days wait unclaimed.
+
+def held_write(stack):
+    """A connection holding daily_bars in SHARE mode: a worker's write waits on it."""
+    blocker = psycopg2.connect(stack.env["DATABASE_URL"])
+    blocker.cursor().execute("LOCK TABLE daily_bars IN SHARE MODE")
+    return blocker
+
+
+def write_waiting(db) -> bool:
+    return bool(scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND (query LIKE 'INSERT INTO daily_bars%%' OR query LIKE 'COPY daily_bars %%')"))
+
+
+def job_days(db, task_id):
+    return {r["day"]: r for r in fetch_all(db, "SELECT day, status, attempts, rows_written, enqueued_at "
+                                               "FROM sync_job_days WHERE task_id = %(t)s", {"t": task_id})}
+
+
+def test_pause_while_a_day_is_written_lets_it_commit_whole_and_starts_no_other_day(
+        app_module, db, workers, stack, source, ledger):
+    jobs = app_module.get_jobs()
+    task_id = jobs.create(BatchRequest(date(2025, 10, 9), date(2025, 10, 10))).task_id
+    blocker = held_write(stack)
+    writer = threading.Thread(target=workers.handle, args=(1,))
+    writer.start()
+    try:
+        wait_for(lambda: write_waiting(db), what="the worker's write")
+        paused = jobs.pause(task_id, "ops")  # does not wait for the write: it holds no job lock
+        assert (paused.status, paused.current) == ("paused", 0)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        writer.join()
+    ledger.faults += 1
+    ledger.pause_races += 1
+    days = job_days(db, task_id)
+    (written,) = [d for d, r in days.items() if r["status"] == "success"]
+    (waiting,) = [d for d, r in days.items() if r["status"] == "pending"]
+    check_rows(db, stack, source, ledger, [written])  # committed whole after the pause
+    progress = jobs.progress(task_id)
+    assert (progress.status, progress.success, progress.current) == ("paused", 1, 1)
+    calls = stack.tushare.stats()["by_trade_date"]["daily"]
+    assert workers.drain() == 1 and workers.loop.failed == 0  # the other day's message: consumed
+    assert job_days(db, task_id)[waiting]["attempts"] == 0
+    assert stack.tushare.stats()["by_trade_date"]["daily"] == calls  # nothing fetched while paused
+    jobs.resume(task_id, "ops")
+    final = run_to_end(workers, task_id)
+    assert (final["status"], final["success"]) == ("completed", 2)
+    assert {r["attempts"] for r in job_days(db, task_id).values()} == {1}
+    # The waiting day fetched once, after the resume (the written one's count includes check_rows').
+    assert stack.tushare.stats()["by_trade_date"]["daily"] == {**calls, waiting.strftime("%Y%m%d"): 1}
+    check_rows(db, stack, source, ledger, [written, waiting])
+
+
+def test_pausing_a_job_whose_last_day_is_settling_ends_it_completed_once(
+        app_module, db, workers, stack, source, ledger, api):
+    jobs = app_module.get_jobs()
+    day = date(2025, 10, 9)
+    task_id = jobs.create(BatchRequest(day, day)).task_id
+    blocker = held_write(stack)
+    writer = threading.Thread(target=workers.handle, args=(1,))
+    writer.start()
+    try:
+        wait_for(lambda: write_waiting(db), what="the worker's write")
+        assert jobs.pause(task_id, "ops").status == "paused"
+    finally:
+        blocker.rollback()
+        blocker.close()
+        writer.join()
+    ledger.faults += 1
+    ledger.pause_races += 1
+    # Nothing is left to start: the paused job completed with its last day, and said so once.
+    progress = jobs.progress(task_id)
+    assert (progress.status, progress.success, progress.paused_at) == ("completed", 1, None)
+    assert [e["kind"] for e in jobs.events(task_id)] == ["created", "paused", "completed"]
+    check_rows(db, stack, source, ledger, [day])
+    assert api.start({"start_date": "2025-10-01", "end_date": "2025-10-02"}).status_code == 200
+
+
+def test_a_claim_under_way_when_the_pause_comes_is_let_through_and_later_ones_wait(
+        app_module, db, workers, stack, source, ledger):
+    jobs = app_module.get_jobs()
+    task_id = jobs.create(BatchRequest(date(2025, 10, 9), date(2025, 10, 10))).task_id
+    holder = psycopg2.connect(stack.env["DATABASE_URL"])  # holds the days: both wait on it, in turn
+    holder.cursor().execute("SELECT 1 FROM sync_job_days WHERE task_id = %s FOR UPDATE", (task_id,))
+    waiting = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+               "AND query LIKE %(q)s")
+    delivery = threading.Thread(target=workers.handle, args=(1,))
+    pause = threading.Thread(target=jobs.pause, args=(task_id, "ops"))
+    delivery.start()
+    try:
+        wait_for(lambda: scalar(db, waiting, {"q": "%FROM sync_job_days d%FOR UPDATE OF d%"}),
+                 what="the delivery at its claim")
+        pause.start()  # behind the claim: it locks the days a delivery could claim
+        wait_for(lambda: scalar(db, waiting, {"q": "%ORDER BY day%FOR UPDATE%"}), what="the pause")
+    finally:
+        holder.rollback()
+        holder.close()
+        delivery.join()
+        if pause.ident:
+            pause.join()
+    ledger.faults += 1
+    ledger.pause_races += 1
+    # The claim came first: its day was let through, and finished whole; the pause then held.
+    days = job_days(db, task_id)
+    (claimed,) = [d for d, r in days.items() if r["status"] == "success"]
+    (other,) = [d for d, r in days.items() if r["status"] == "pending"]
+    assert days[claimed]["attempts"] == 1 and days[other]["attempts"] == 0
+    progress = jobs.progress(task_id)
+    assert (progress.status, progress.success) == ("paused", 1)
+    # A delivery after the pause: consumed, not claimed, nothing fetched.
+    calls = stack.tushare.stats()["by_trade_date"]["daily"]
+    assert workers.drain() == 1 and workers.loop.failed == 0
+    assert job_days(db, task_id)[other]["attempts"] == 0
+    assert stack.tushare.stats()["by_trade_date"]["daily"] == calls
+    jobs.resume(task_id)
+    assert run_to_end(workers, task_id)["success"] == 2
+    check_rows(db, stack, source, ledger, [claimed, other])
+
+
+def test_a_day_released_by_a_transient_error_while_paused_waits_for_the_resume(
+        app_module, db, stack, source, ledger, workers):
+    jobs = app_module.get_jobs()
+    day = date(2025, 10, 9)
+    task_id = jobs.create(BatchRequest(day, day)).task_id
+    # Held after its claim (in the calendar lookup) while the job is paused; then its fetch
+    # fails, transiently.
+    stack.tushare.add_fault("timeout", api="trade_cal", times=1, delay=3)
+    stack.tushare.add_fault("http_500", api="daily", times=1)
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"],
+                      lambda_handler(own_worker(app_module, source)), wait_s=1)
+    worker = threading.Thread(target=loop.poll_once)
+    worker.start()
+    try:
+        wait_for(lambda: stack.tushare.stats()["calls"].get("trade_cal") and scalar(
+            db, "SELECT status FROM sync_job_days") == "running", what="the worker's claim")
+        assert jobs.pause(task_id).status == "paused"
+    finally:
+        worker.join()
+    ledger.faults += 2
+    ledger.pause_races += 1
+    assert (loop.handled, loop.failed) == (0, 1)  # released for a retry
+    row = fetch_all(db, "SELECT status, attempts, error FROM sync_job_days")[0]
+    assert (row["status"], row["attempts"]) == ("pending", 1) and row["error"]
+    # Its retry comes back at once (backoff 0 here) and is consumed: the job is paused.
+    wait_for(lambda: loop.poll_once(wait_s=1) and loop.handled, timeout_s=20, what="the retry's delivery")
+    assert (loop.handled, loop.failed) == (1, 1)
+    assert scalar(db, "SELECT attempts FROM sync_job_days") == 1
+    assert stack.tushare.stats()["calls"]["daily"] == 1
+    assert not any(queue_counts(stack.sqs_client(), stack.env["SQS_QUEUE_URL"]).values())
+    jobs.resume(task_id)
+    assert run_to_end(workers, task_id)["success"] == 1
+    assert scalar(db, "SELECT attempts FROM sync_job_days") == 2
+    check_rows(db, stack, source, ledger, [day])
+
+
+def test_a_day_still_leased_at_resume_is_not_sent_again_and_a_stale_message_changes_nothing(
+        app_module, db, stack, source, ledger, workers):
+    jobs = app_module.get_jobs()
+    task_id = jobs.create(BatchRequest(date(2025, 10, 9), date(2025, 10, 10))).task_id
+    stack.tushare.add_fault("timeout", api="trade_cal", times=1, delay=3)
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"],
+                      lambda_handler(own_worker(app_module, source)), wait_s=1)
+    worker = threading.Thread(target=loop.poll_once)
+    worker.start()
+    try:
+        wait_for(lambda: scalar(db, "SELECT count(*) FROM sync_job_days WHERE status = 'running'"),
+                 what="the worker's claim")
+        before = job_days(db, task_id)
+        (held,) = [d for d, r in before.items() if r["status"] == "running"]
+        (other,) = [d for d, r in before.items() if r["status"] == "pending"]
+        jobs.pause(task_id)
+        jobs.resume(task_id)  # while the held day's lease is live
+        after = job_days(db, task_id)
+        assert after[held]["enqueued_at"] == before[held]["enqueued_at"]  # not sent again
+        assert after[other]["enqueued_at"] > before[other]["enqueued_at"]  # sent again
+    finally:
+        worker.join()
+    ledger.faults += 1
+    ledger.pause_races += 1
+    ledger.duplicated += 1  # the other day's first message is still queued: it now has two
+    assert loop.handled == 1
+    final = run_to_end(workers, task_id)
+    workers.drain()
+    assert (final["status"], final["success"]) == ("completed", 2)
+    assert {r["attempts"] for r in job_days(db, task_id).values()} == {1}
+    assert set(stack.tushare.stats()["by_trade_date"]["daily"].values()) == {1}
+    check_rows(db, stack, source, ledger, [held, other])
+
+
 # 15. The local stack survives its own crash.
 
 def serve(port: int, data_dir, lines: list[str]) -> subprocess.Popen:

@@ -502,7 +502,10 @@ def test_the_page_and_its_modules_are_served_with_their_types_and_headers(stack,
     # Security headers: the page talks to itself and the configured API origins only.
     headers = page.headers
     csp = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
-    assert csp["connect-src"] == f"'self' {origin}"
+    # ... and the WebSocket of pushed progress (LIVE_WEBSOCKET_URL), whose URL the page reads.
+    live = stack.env["LIVE_WEBSOCKET_URL"]
+    assert f'<meta name="stocksync-live-url" content="{live}">' in page.text
+    assert csp["connect-src"] == f"'self' {origin} {live.rstrip('/')}"
     assert csp["script-src"] == "'self'" and csp["frame-ancestors"] == "'none'"
     assert headers["Referrer-Policy"] == "no-referrer"
     assert "camera=()" in headers["Permissions-Policy"] and "geolocation=()" in headers["Permissions-Policy"]
@@ -791,6 +794,8 @@ def test_the_keyboard_alone_signs_in_picks_dates_starts_watches_and_cancels(tab,
 
 def test_focus_stays_on_a_calendar_day_while_a_sync_redraws_it(tab, stack, app_module, db):
     """And the screen reader hears the sync start and end, not each step."""
+    # Polled, as without pushes (the pushed twin: test_progress_is_pushed_and_the_page_...).
+    no_live_ticket_route(tab.page)
     running = start_job_over_http(stack, *RANGE, tab.token)
     page = tab.open()
     expect(page.locator("#task-id")).to_have_text(running)
@@ -823,6 +828,7 @@ def test_focus_stays_on_a_calendar_day_while_a_sync_redraws_it(tab, stack, app_m
 
 
 def test_announcements_are_state_changes_not_polls(tab, stack, workers, db):
+    no_live_ticket_route(tab.page)  # polled, as without pushes (pushed: see the live tests below)
     page = tab.open()
     stack.tushare.add_fault("http_500", api="daily", trade_date="20250930", times=None)
     tab.set_range(*RANGE)
@@ -880,3 +886,287 @@ def test_cancel_from_the_page(tab, stack, db):
     tab.set_range("2025-10-09", "2025-10-10")
     expect(tab.day("2025-10-09")).to_have_attribute("data-state", "skipped")
     expect(tab.day("2025-10-09")).to_have_attribute("title", re.compile("原因：任务已取消"))
+
+
+# --- pause, resume, retry, and why days were skipped (issue 13) -----------------------------
+
+def start_paused_job_over_http(stack: Any, token: str, start: str = "2025-10-01", end: str = "2025-10-09") -> str:
+    task_id = start_job_over_http(stack, start, end, token)
+    answer = requests.post(f"{stack.api_url}{BATCH}/pause/{task_id}", timeout=10, headers=auth_headers(token))
+    assert answer.status_code == 200, answer.text
+    return task_id
+
+
+def ended_with_a_failed_day(stack: Any, app_module: Any, token: str) -> str:
+    """A job over RANGE that completed with 2025-09-30 failed."""
+    stack.tushare.add_fault("http_500", api="daily", trade_date="20250930", times=None)
+    task_id = start_job_over_http(stack, *RANGE, token)
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 60
+        while app_module.get_jobs().progress(task_id).status != "completed":
+            assert time.monotonic() < deadline, "the job did not complete"
+            time.sleep(0.1)
+    finally:
+        loop.stop()
+    stack.tushare.clear_faults()
+    return task_id
+
+
+def test_the_keyboard_alone_pauses_resumes_and_retries(tab, stack, app_module, db):
+    failed = ended_with_a_failed_day(stack, app_module, tab.token)
+    running = start_job_over_http(stack, "2025-10-13", "2025-10-14", tab.token)  # no workers: it waits
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)  # picked up on load
+    record_announcements(page)
+
+    # Pause: the resume button takes the pressed button's place, and the focus.
+    tab_until(page, "el.id === 'pause-button'")
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-status")).to_have_text("已暂停")
+    expect(page.locator("#resume-job-button")).to_be_focused()
+    expect(page.locator("#pause-button")).to_be_hidden()
+    expect(page.locator("#progress-line")).to_have_text("已暂停：已处理 0 / 2 天，恢复后从这里继续。")
+    expect(page.locator("#stat-eta")).to_have_text("已暂停")
+    expect(page.locator("#cancel-button")).to_be_visible()  # a paused job may be cancelled
+    assert scalar(db, "SELECT status FROM sync_jobs WHERE task_id = %(t)s", {"t": running}) == "paused"
+    # Polled while paused, and nothing more is said about it.
+    page.wait_for_timeout(2500)
+    expect(page.locator("#resume-job-button")).to_be_focused()
+
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-status")).to_have_text("同步中")
+    expect(page.locator("#pause-button")).to_be_focused()
+    page.wait_for_timeout(300)
+    said = [s["text"] for s in announcements(page)]
+    assert said == ["任务已暂停：已开始的日期会完成，其余日期等待恢复", "任务已恢复"], said
+
+    # Cancel the waiting job (a paused one could be too), then retry the failed one's day.
+    page.once("dialog", lambda dialog: dialog.accept())
+    tab_until(page, "el.id === 'cancel-button'")
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-status")).to_have_text("已取消")
+    tab_until(page, "el.id === 'history-refresh'")
+    page.keyboard.press("Enter")
+    row = page.locator(f'tr.job-row[data-task-id="{failed}"]')
+    expect(row.get_by_role("button", name=re.compile("^重试失败日期"))).to_be_visible()
+    expect(page.locator(f'tr.job-row[data-task-id="{running}"]').get_by_role(
+        "button", name=re.compile("^重试失败日期"))).to_have_count(0)  # nothing failed there
+    record_announcements(page)
+    tab_until(page, "(el.getAttribute('aria-label') || '').startsWith('重试失败日期')")
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-id")).to_have_text(failed)
+    expect(page.locator("#progress-heading")).to_be_focused()  # where the retried job's progress is
+    expect(page.locator("#job-status")).to_have_text("同步中")
+    expect(page.locator("#stat-done")).to_have_text("11 / 12")
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
+    loop.start()
+    try:
+        expect(page.locator("#job-status")).to_have_text("已完成", timeout=SLOW)
+    finally:
+        loop.stop()
+    expect(page.locator("#summary")).to_contain_text("批量同步完成: 成功4, 失败0, 跳过8")
+    said = [s["text"] for s in announcements(page)]
+    assert any(text.startswith("正在重试 1 天失败的日期：2025-09-29 至 2025-10-10") for text in said), said
+    assert not any("正在查看任务进度" in text for text in said), said  # said once, not twice
+    expect(row.get_by_role("button", name=re.compile("^重试失败日期"))).to_have_count(0)
+
+    # Its days say what the retried day failed with before, and its history the retry.
+    row.get_by_role("button", name=re.compile("^查看每日")).click()
+    days = page.locator("tr.days-row")
+    expect(days.locator("table.days tbody tr").nth(1)).to_contain_text("此前：")
+    expect(days.locator(".events li")).to_have_count(4)
+    expect(days.locator(".events li").nth(2)).to_contain_text("重试 · local-operator · 1 天")
+
+
+def test_the_summary_says_why_days_were_skipped_and_points_to_force(tab, workers, db):
+    page = tab.open()
+    tab.set_range(*RANGE)
+    page.get_by_role("button", name="开始同步").click()
+    expect(page.locator("#percent")).to_have_text("100%", timeout=SLOW)
+    expect(page.locator("#skip-reasons")).to_have_text("跳过原因：非交易日 8 天。")
+    expect(page.locator("#use-force")).to_be_hidden()
+    page.get_by_role("button", name="开始同步").click()  # the same range again: all synced
+    expect(page.locator("#skip-reasons")).to_have_text("跳过原因：非交易日 8 天，已同步过 4 天。", timeout=SLOW)
+    expect(page.locator("#force-hint")).to_contain_text("请勾选“强制重新同步”后再开始同步")
+    expect(page.locator("#force")).not_to_be_checked()
+    page.get_by_role("button", name="勾选“强制重新同步”").click()
+    expect(page.locator("#force")).to_be_checked()
+    expect(page.locator("#force")).to_be_focused()
+    page.get_by_role("button", name="Switch to English").click()
+    expect(page.locator("#skip-reasons")).to_have_text("Skipped: not a trading day: 8, already synced: 4.")
+    expect(page.get_by_role("button", name="Tick “Force re-sync”")).to_be_visible()
+
+
+def test_a_pause_elsewhere_is_shown_and_said_and_a_paused_job_refuses_a_second(tab, stack, db):
+    running = start_job_over_http(stack, "2025-10-13", "2025-10-14", tab.token)
+    page = tab.open()
+    expect(page.locator("#job-status")).to_have_text("同步中")
+    record_announcements(page)
+    requests.post(f"{stack.api_url}{BATCH}/pause/{running}", timeout=10, headers=auth_headers(tab.token))
+    expect(page.locator("#job-status")).to_have_text("已暂停", timeout=10_000)
+    expect(page.locator("#resume-job-button")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert [s["text"] for s in announcements(page)] == ["任务已暂停：已开始的日期会完成，其余日期等待恢复"]
+    tab.set_range("2025-09-01", "2025-09-02")
+    page.get_by_role("button", name="开始同步").click()
+    expect(page.locator("#form-error")).to_have_text("已有同步任务处于暂停状态，请先恢复或取消该任务后再试")
+    expect(page.locator("#conflict-notice")).to_contain_text("下面是已暂停的任务的进度。")
+    page.get_by_role("button", name="Switch to English").click()
+    expect(page.locator("#form-error")).to_have_text("A sync job is paused; resume or cancel it, then try again")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_axe_core_finds_nothing_serious_with_the_job_controls(new_tab, stack, app_module, db, viewport):
+    """Pause shown (running), resume shown (paused), retry shown (an ended job with a failed
+    day), its days and history open, the skip reasons with the force hint, in both languages."""
+    tab = new_tab(viewport)
+    page = tab.page
+    size = f"{viewport['width']}x{viewport['height']}"
+    failed = ended_with_a_failed_day(stack, app_module, tab.token)
+    running = start_job_over_http(stack, "2025-10-13", "2025-10-14", tab.token)
+    tab.open()
+    expect(page.locator("#pause-button")).to_be_visible()
+    assert_no_serious_axe(page, f"pause shown, {size}")
+    page.locator("#pause-button").click()
+    expect(page.locator("#resume-job-button")).to_be_visible()
+    assert_no_serious_axe(page, f"paused, resume shown, {size}")
+    tab.shot(f"page-paused-{size}.png")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#cancel-button").click()
+    expect(page.locator("#job-status")).to_have_text("已取消")
+    row = page.locator(f'tr.job-row[data-task-id="{failed}"]')
+    expect(row.get_by_role("button", name=re.compile("^重试失败日期"))).to_be_visible()
+    row.get_by_role("button", name=re.compile("^查看每日")).click()
+    expect(page.locator("tr.days-row .events li")).to_have_count(2)
+    assert_no_serious_axe(page, f"retry shown, days and history open, {size}")
+    assert_fits_the_screen(page)
+    # A range whose trading days are all synced already: the skip reasons, the force hint and
+    # its button.
+    tab.set_range("2025-10-09", "2025-10-12")
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
+    loop.start()
+    try:
+        page.get_by_role("button", name="开始同步").click()
+        expect(page.locator("#use-force")).to_be_visible(timeout=SLOW)
+    finally:
+        loop.stop()
+    expect(page.locator("#skip-reasons")).to_have_text("跳过原因：非交易日 2 天，已同步过 2 天。")
+    assert_no_serious_axe(page, f"skip reasons and the force hint, {size}")
+    tab.shot(f"page-all-synced-{size}.png")
+    page.get_by_role("button", name="Switch to English").click()
+    expect(page.get_by_role("button", name="Tick “Force re-sync”")).to_be_visible()
+    assert_no_serious_axe(page, f"the job controls in English, {size}")
+    assert running
+    print(f"axe-core {axe_version()}: 0 serious, 0 critical with the job controls at {size}")
+
+
+# --- pushed progress (live.js) and its fallback to polling ------------------------------------
+
+def no_live_ticket_route(page: Any) -> None:
+    """An API without the ticket route (an older deploy, or one without the WebSocket API)."""
+    page.route(re.compile(r".*/api/v1/sync-status/live/ticket.*"),
+               lambda route: route.fulfill(status=404, content_type="text/plain", body="Not Found"))
+
+
+def settle_days_slowly(stack: Any, app_module: Any, count: int, pause_s: float = 0.35) -> int:
+    """Workers that take their time: the job advances over several of the page's poll intervals."""
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=1, wait_s=1)
+    handled = 0
+    for _ in range(count * 3):
+        if handled == count:
+            break
+        if loop.poll_once(wait_s=1):
+            handled += 1
+            time.sleep(pause_s)
+    return handled
+
+
+def pushes_up(page: Any) -> None:
+    expect(page.locator("#footer-text")).to_have_text("数据来源 tushare · 进度实时推送")
+
+
+def test_progress_is_pushed_and_the_page_polls_nothing_while_the_job_advances(tab, stack, app_module, db):
+    frames: list[str] = []
+    sockets: list[str] = []
+
+    def on_socket(socket: Any) -> None:
+        sockets.append(socket.url)
+        socket.on("framereceived", lambda payload: frames.append(payload))
+    tab.page.on("websocket", on_socket)
+    running = start_job_over_http(stack, *RANGE, tab.token)
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)
+    pushes_up(page)
+    tab.set_range(*RANGE)
+    tab_until(page, "el.matches('#calendar button.day')")
+    page.keyboard.press("ArrowRight")
+    page.evaluate("document.activeElement.__mine = true")
+    record_announcements(page)
+    polls = len(tab.api_calls("/batch/progress/"))
+    assert settle_days_slowly(stack, app_module, 12) == 12  # about 4 s: two poll intervals
+    expect(page.locator("#percent")).to_have_text("100%")
+    # Pushes redraw the calendar as polls did, and the focus stays on the day it was on.
+    expect(tab.day("2025-09-30")).to_have_attribute("data-state", "synced")
+    assert page.evaluate("document.activeElement.__mine === true && document.activeElement.dataset.date") == "2025-09-30"
+    expect(page.locator("#summary")).to_contain_text("批量同步完成: 成功4, 失败0, 跳过8")
+    expect(page.locator("#job-status")).to_have_text("已完成")
+    page.wait_for_timeout(300)
+    # Every settled day arrived as a push, and not one progress request was made meanwhile.
+    assert len(tab.api_calls("/batch/progress/")) - polls == 0
+    progress = [json.loads(f) for f in frames if '"type":"progress"' in f]
+    assert [p["data"]["current"] for p in progress][-12:] == list(range(1, 13))
+    assert progress[-1]["data"] == requests.get(f"{stack.api_url}{BATCH}/progress/{running}", timeout=10,
+                                                headers=auth_headers(tab.token)).json()["data"]
+    # The ticket travelled in the URL; the token never did.
+    assert len(sockets) == 1 and "ticket=lt_" in sockets[0] and tab.token not in sockets[0]
+    said = [s["text"] for s in announcements(page)]
+    assert len(said) == 1 and said[0].startswith("批量同步完成: 成功4, 失败0, 跳过8"), said
+    assert_no_serious_axe(page, "after a pushed sync")
+    tab.shot("page-pushed.png")
+
+
+def test_without_the_ticket_route_the_page_polls_every_2_seconds(tab, stack, app_module, db):
+    no_live_ticket_route(tab.page)
+    sockets: list[str] = []
+    tab.page.on("websocket", lambda socket: sockets.append(socket.url))
+    running = start_job_over_http(stack, *RANGE, tab.token)
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)
+    assert settle_days_slowly(stack, app_module, 12) == 12
+    expect(page.locator("#percent")).to_have_text("100%", timeout=SLOW)
+    expect(page.locator("#footer-text")).to_have_text("数据来源 tushare · 进度每 2 秒刷新")
+    sent = tab.sent_at("/batch/progress/")
+    assert len(sent) >= 3, sent
+    gaps = [later - earlier for earlier, later in zip(sent, sent[1:])]
+    assert all(1.9 <= gap < 3.5 for gap in gaps[1:]), gaps  # the seed's 2 s, by the browser's clock
+    assert sockets == [] and tab.api_calls("/live/ticket")
+    assert_no_serious_axe(page, "polling without pushes")
+
+
+def test_when_the_websocket_closes_the_page_polls_until_pushes_come_back(tab, stack, app_module, db):
+    running = start_job_over_http(stack, *RANGE, tab.token)
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)
+    pushes_up(page)
+    assert settle_days_slowly(stack, app_module, 3) == 3
+    expect(page.locator("#stat-done")).to_have_text("3 / 12")
+    polls = len(tab.api_calls("/batch/progress/"))
+    assert stack.live.drop_all() == 1  # API Gateway closes it (idle, 2 hours, a deploy)
+    expect(page.locator("#footer-text")).to_have_text("数据来源 tushare · 进度每 2 秒刷新")
+    for _ in range(50):  # polling takes over at once (the test hears of requests as it waits)
+        if len(tab.api_calls("/batch/progress/")) > polls:
+            break
+        page.wait_for_timeout(100)
+    assert len(tab.api_calls("/batch/progress/")) > polls
+    assert settle_days_slowly(stack, app_module, 3) == 3
+    expect(page.locator("#stat-done")).to_have_text("6 / 12")  # polled
+    pushes_up(page)  # a new ticket, a new connection, a few seconds later
+    polls = len(tab.api_calls("/batch/progress/"))
+    assert settle_days_slowly(stack, app_module, 6) == 6
+    expect(page.locator("#percent")).to_have_text("100%")
+    page.wait_for_timeout(300)
+    assert len(tab.api_calls("/batch/progress/")) == polls
+    assert len(tab.api_calls("/live/ticket")) == 2
+    assert_no_serious_axe(page, "pushes back after a fallback")

@@ -11,6 +11,7 @@ import { currentLang, t } from './i18n.js';
 const TOKEN_KEY = 'stocksync.token';
 let base = null;
 let refusedOrigin = null;
+let ownApi = true; // false once `?api=` points the page at another API
 
 export function allowedOrigins() {
   const meta = document.querySelector('meta[name="stocksync-api-origins"]');
@@ -31,7 +32,11 @@ export function initApiBase() {
   url.search = '';
   url.hash = '';
   base = url;
+  ownApi = url.toString() === new URL('.', location.href).toString();
 }
+
+/** Whether the page talks to the API that served it (whose WebSocket its meta tag names). */
+export function usingOwnApi() { return ownApi; }
 
 /** The origin a refused `?api=` named, or null. */
 export function refusedApiOrigin() { return refusedOrigin; }

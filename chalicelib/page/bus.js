@@ -10,6 +10,10 @@
  *   job-ended      a watched job ended                 {progress}
  *   jobs-changed   jobs were started or ended (the history reloads)
  *   use-date       a date was chosen for the form      {field: 'start'|'end', date}
+ *   live-watch     ask for pushed progress of a job    {taskId}
+ *   live-unwatch   no more pushes wanted
+ *   live-progress  a pushed progress arrived           {taskId, progress}
+ *   live-state     pushes started or stopped arriving  {taskId, up}
  */
 
 const target = new EventTarget();

@@ -131,9 +131,11 @@ async function onSubmit(event) {
     emit('watch', { taskId: answer.data.task_id, started: { start: v.start, end: v.end, total: answer.data.total_days } });
     emit('jobs-changed');
   } else if (answer.status === 409 && answer.data && answer.data.task_id) {
-    // The seed's words for it, in the page's language (they follow a language switch).
-    setError({ key: 'job_running', params: {}, kind: 'warn' });
-    emit('watch', { taskId: answer.data.task_id, conflict: true });
+    // The seed's words for it (or their paused variant), in the page's language (they
+    // follow a language switch).
+    const paused = answer.data.status === 'paused';
+    setError({ key: paused ? 'job_paused' : 'job_running', params: {}, kind: 'warn' });
+    emit('watch', { taskId: answer.data.task_id, conflict: paused ? 'paused' : true });
     emit('jobs-changed');
   } else {
     setError({ text: inFormWords(answer.message) });

@@ -1,12 +1,14 @@
 /* The job history (GET jobs): one row per job, its actions, and each job's days on demand.
  * Rows and their buttons are reconciled by key, so a redraw never takes the focus away.
- * A new action is one entry passed to addRowAction().
+ * A new action is one entry passed to addRowAction() (job-controls.js adds "retry").
+ * A job's days open with its history (its events: created, paused, retried...).
  */
 import { callApi } from './api.js';
 import { emit, on } from './bus.js';
 import { $, h, reconcile, setAttr, setText, show, watchOverflow } from './dom.js';
 import { fmtDuration, fmtInt, fmtTime, reasonText, t } from './i18n.js';
 
+const ACTIVE = ['running', 'paused'];
 let jobs = null;
 let watched = null;
 const openJobs = new Map(); // task_id -> its days (null while loading, {error} on failure)
@@ -18,7 +20,7 @@ const ROW_ACTIONS = [
   {
     key: 'watch',
     label: () => t('watch_job'),
-    visible: (job) => job.status === 'running' && watched !== job.task_id,
+    visible: (job) => ACTIVE.includes(job.status) && watched !== job.task_id,
     run: (job) => emit('watch', { taskId: job.task_id, focus: true }),
   },
   {
@@ -44,6 +46,13 @@ export function init() {
   on('jobs-changed', load);
   on('auth', load);
   on('lang', render);
+}
+
+/** Say something about the history (an action refused), or nothing (''). */
+export function showNotice(text) {
+  const box = $('history-error');
+  setText(box, text);
+  show(box, !!text);
 }
 
 export async function load() {
@@ -107,7 +116,7 @@ function updateJobRow(tr, job) {
   const badge = status.firstChild;
   const failedDone = job.status === 'completed' && job.failed > 0;
   setText(badge, t(failedDone ? 'status_completed_failures' : 'status_' + job.status) || job.status);
-  badge.className = 'badge ' + (failedDone ? 'warn' : { running: 'running', completed: 'ok' }[job.status] || 'muted');
+  badge.className = 'badge ' + (failedDone ? 'warn' : { running: 'running', paused: 'paused', completed: 'ok' }[job.status] || 'muted');
   const [ok, bad, skip] = outcome.querySelectorAll('span');
   setText(ok, `${t('stat_success')} ${job.success}`);
   setText(bad, `${t('stat_failed')} ${job.failed}`);
@@ -136,9 +145,22 @@ function updateJobRow(tr, job) {
 function updateDaysRow(tr, job) {
   const days = openJobs.get(job.task_id);
   const cell = tr.firstChild;
-  if (cell.dataset.shown === JSON.stringify([days, t('days_date')])) return;
-  cell.dataset.shown = JSON.stringify([days, t('days_date')]);
-  cell.replaceChildren(daysTable(days, job));
+  const shown = JSON.stringify([days, job.events, t('days_date')]);
+  if (cell.dataset.shown === shown) return;
+  cell.dataset.shown = shown;
+  cell.replaceChildren(daysTable(days, job), eventsList(job));
+}
+
+/** The job's history: created, paused, resumed, cancelled, retried, completed; who, when. */
+function eventsList(job) {
+  const events = job.events || [];
+  if (!events.length) return '';
+  return h('div', { class: 'events' },
+    h('h3', { class: 'events-title', text: t('events_caption') }),
+    h('ol', null, events.map((e) => h('li', null,
+      h('span', { class: 'muted', text: fmtTime(e.at) }), ' ',
+      t('ev_' + e.kind) || e.kind, ' · ', e.actor || t('ev_system'),
+      e.detail && e.detail.days ? ' · ' + t('ev_days', { n: e.detail.days }) : ''))));
 }
 
 function daysTable(days, job) {
@@ -153,7 +175,9 @@ function daysTable(days, job) {
     h('tbody', null, days.map((d) => h('tr', { class: 'd-' + d.status },
       h('td', { text: d.day }),
       h('td', null, h('span', { class: 'dot s-' + dayState(d), 'aria-hidden': 'true' }), ' ', t('day_' + d.status) || d.status),
-      h('td', { class: 'detail', text: [d.skip_reason ? reasonText(d.skip_reason) : '', d.error || ''].filter(Boolean).join(' · ') }),
+      h('td', { class: 'detail', text: [d.skip_reason ? reasonText(d.skip_reason) : '', d.error || '',
+        d.past_errors && d.past_errors.length ? t('days_earlier', { errors: d.past_errors.join(' | ') }) : '']
+        .filter(Boolean).join(' · ') }),
       h('td', { class: 'num', text: d.attempts }),
       h('td', { class: 'num', text: d.rows_written ? fmtInt(d.rows_written) : '—' })))));
 }

@@ -6,9 +6,12 @@
  *   i18n.js       the language, formatting; messages-zh.js, messages-en.js: the words
  *   announcer.js  the live region: state changes, not polls
  *   form.js       the range form and its checks
- *   progress.js   the watched job
+ *   progress.js   the watched job (progress-view.js draws it; skips.js: why it skipped
+ *                 days, and the force option)
  *   calendar.js   the calendar (calendar-keys.js: its keys; day-detail.js: a day's details)
  *   history.js    the job history
+ *   job-controls.js  pause / resume the watched job, retry an ended job's failed days
+ *   live.js       pushed progress over the WebSocket API (polling is the fallback)
  *   dom.js, dates.js, bus.js: helpers, ISO dates, the events the parts talk by
  * A new control is a module with an init() listed in PARTS, listening on bus.js's events.
  */
@@ -20,12 +23,14 @@ import { $, setText, show } from './dom.js';
 import * as form from './form.js';
 import * as history from './history.js';
 import { applyStaticText, currentLang, initLang, setLang, t } from './i18n.js';
+import * as jobControls from './job-controls.js';
+import * as live from './live.js';
 import * as progress from './progress.js';
 
 // The token must leave the address bar before anything else can see or copy it.
 auth.takeTokenFromAddress();
 
-const PARTS = [auth, form, progress, calendar, history];
+const PARTS = [auth, form, progress, calendar, history, jobControls, live];
 
 function renderChrome() {
   const toggle = $('lang-toggle');
@@ -50,8 +55,8 @@ async function main() {
   auth.checkSession();
   calendar.load();
   const jobs = await history.load();
-  // A job already running (started elsewhere, or before a reload): watch it.
-  if (jobs && jobs.length && jobs[0].status === 'running' && !progress.watchedTaskId()) {
+  // A job already running or paused (started elsewhere, or before a reload): watch it.
+  if (jobs && jobs.length && ['running', 'paused'].includes(jobs[0].status) && !progress.watchedTaskId()) {
     emit('watch', { taskId: jobs[0].task_id });
   }
 }

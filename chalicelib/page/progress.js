@@ -1,21 +1,30 @@
 /* The watched job: polled every 2 seconds (the seed's interval) until it ends or for 30
- * minutes, drawn in place (bar, counts, times, summary), cancelled on request. What changes
- * its state (started, a day failed, ended, polling stopped) is announced; a poll is not.
+ * minutes, drawn in place by progress-view.js (bar, counts, times, summary, why days were
+ * skipped), cancelled on request. What changes its state (started, a day failed, paused or
+ * resumed elsewhere, ended, polling stopped) is announced; a poll is not.
+ * Where the job's progress is pushed (live.js), polling stops while pushes arrive: a poll
+ * only every 30 s without one, in case a push went missing; it resumes at once when the
+ * pushes stop. Pause and resume are job-controls.js's: it hears `job-status` and tells
+ * what it did by `job-updated`.
  */
 import { announce } from './announcer.js';
 import { callApi } from './api.js';
 import { emit, on } from './bus.js';
-import { $, h, setAttr, setText, show } from './dom.js';
-import { fmtDuration, fmtInt, t } from './i18n.js';
+import { $ } from './dom.js';
+import { t } from './i18n.js';
+import { ACTIVE, ENDED, renderView, summaryText } from './progress-view.js';
+import { initSkips, skipsText } from './skips.js';
 
 const POLL_MS = 2000;
+const PUSHED_CHECK_MS = 30_000; // while pushes arrive: a poll only after this long without one
 const WATCH_LIMIT_MS = 30 * 60 * 1000;
 const FAILED_NAMED = 3; // failed days named one by one in an announcement, then counted
 
 let job = null; // {taskId, since, timer, stopped, quietFirst, lastCurrent, failedSeen, failedCount}
 let progress = null;
-let conflict = false; // watching the job a start was refused for (409)
+let conflict = false; // watching the job a start was refused for (409): true, or its status
 let pollError = null;
+let controlError = null; // what the API said to a pause or resume it refused
 let timedOut = false;
 
 export function init() {
@@ -27,25 +36,40 @@ export function init() {
   });
   on('watch', watch);
   on('lang', render);
+  // A pause or resume answered with the job's progress: show it now. Its push may have come
+  // first; either way the change is said once (statusChanged).
+  on('job-updated', ({ progress: p }) => {
+    if (!job || !p || p.task_id !== job.taskId) return;
+    progress = p;
+    statusChanged(job, p);
+    controlError = null;
+    render();
+  });
+  on('job-error', ({ message }) => { controlError = message; render(); });
+  initSkips();
   // Polling stopped on a 401 (or a 404): signed in again, it starts over.
   on('auth', () => { if (job && job.stopped) watch({ taskId: job.taskId }); });
+  on('live-progress', onPushed);
+  on('live-state', onLiveState);
   render();
 }
 
 export function watchedTaskId() { return job ? job.taskId : null; }
 
-function watch({ taskId, conflict: refused, started, focus }) {
+function watch({ taskId, conflict: refused, started, focus, announced }) {
   if (job && job.timer) clearTimeout(job.timer);
   const same = job && job.taskId === taskId;
   job = {
-    taskId, since: Date.now(), timer: null, stopped: false, lastCurrent: -1,
+    taskId, since: Date.now(), timer: null, stopped: false, lastCurrent: -1, pushed: false, done: false, live: false,
+    lastStatus: same ? job.lastStatus : null,
     // A job found running (on load, from the history): its earlier failures are not news.
     quietFirst: !started && !same,
     failedSeen: same ? job.failedSeen : new Set(), failedCount: same ? job.failedCount : 0,
   };
   if (!same) progress = null;
-  conflict = !!refused;
+  conflict = refused || false;
   pollError = null;
+  controlError = null;
   timedOut = false;
   if (started) announce(t('ann_started', started));
   render();
@@ -54,32 +78,17 @@ function watch({ taskId, conflict: refused, started, focus }) {
     $('progress-heading').focus({ preventScroll: true });
     $('progress-card').scrollIntoView({ block: 'nearest' });
   }
-  poll(!!focus);
+  poll(!!focus && !announced); // `announced`: whoever asked to watch said why already
 }
 
 async function poll(announceWatching) {
   const w = job;
-  if (!w) return;
+  if (!w || w.done) return;
   w.timer = null;
   const answer = await callApi('GET', 'sync/batch/progress/' + encodeURIComponent(w.taskId));
-  if (job !== w) return; // another job is being watched now
+  if (job !== w || w.done) return; // another job is being watched now, or this one ended
   if (answer.ok) {
-    const p = answer.data;
-    if (announceWatching) announce(t('ann_watching', { start: p.start_date, end: p.end_date }));
-    progress = p;
-    pollError = null;
-    // Which days failed is said before anything that follows it (the end, say); days that
-    // had failed before the page first saw the job are not news.
-    if (p.failed > w.failedCount) await announceFailedDays(w, p.failed, w.quietFirst && w.lastCurrent === -1);
-    if (job !== w) return;
-    if (p.current !== w.lastCurrent) {
-      w.lastCurrent = p.current;
-      emit('job-progress', { progress: p });
-    }
-    if (p.status !== 'running') {
-      ended(p);
-      return;
-    }
+    if (await take(w, answer.data, announceWatching)) return;
   } else {
     if (!pollError) announce(t('ann_poll_error'));
     pollError = answer.message;
@@ -90,18 +99,95 @@ async function poll(announceWatching) {
     }
   }
   if (Date.now() - w.since >= WATCH_LIMIT_MS) {
+    // Watching stops after 30 minutes, pushed or polled; the resume button starts it again.
     timedOut = true;
+    w.live = false;
+    emit('live-unwatch');
     render();
     announce(t('poll_timeout'));
     return;
   }
   render();
-  w.timer = setTimeout(() => poll(null), POLL_MS);
+  schedule(w);
+}
+
+function schedule(w) {
+  if (w.timer) clearTimeout(w.timer);
+  w.timer = setTimeout(() => poll(null), w.pushed ? PUSHED_CHECK_MS : POLL_MS);
+}
+
+/** Whether `p` is news: polls and pushes may cross, and an older picture must not win. */
+function newer(p) {
+  if (!progress || progress.task_id !== p.task_id) return true;
+  if (ENDED.includes(p.status)) return true;
+  // A pause or resume changes neither the counts nor, within its 0.1 s, the elapsed time:
+  // the status's own time says which picture came after it.
+  if (p.updated_at && progress.updated_at && p.updated_at !== progress.updated_at) {
+    return Date.parse(p.updated_at) > Date.parse(progress.updated_at);
+  }
+  if (p.elapsed_s !== progress.elapsed_s) return p.elapsed_s > progress.elapsed_s;
+  return p.current >= progress.current;
+}
+
+/** A progress answer, polled or pushed; returns true once the job has ended. */
+async function take(w, p, announceWatching) {
+  if (!newer(p)) return false;
+  if (announceWatching) announce(t('ann_watching', { start: p.start_date, end: p.end_date }));
+  progress = p;
+  pollError = null;
+  // Which days failed is said before anything that follows it (the end, say); days that
+  // had failed before the page first saw the job are not news.
+  if (p.failed > w.failedCount) await announceFailedDays(w, p.failed, w.quietFirst && w.lastCurrent === -1);
+  if (job !== w || w.done) return true;
+  if (p.current !== w.lastCurrent) {
+    w.lastCurrent = p.current;
+    emit('job-progress', { progress: p });
+  }
+  statusChanged(w, p);
+  if (ENDED.includes(p.status)) {
+    ended(p);
+    return true;
+  }
+  if (!w.live) {
+    w.live = true; // running: ask for pushes (live.js), which stop the 2 s polls once they come
+    emit('live-watch', { taskId: w.taskId });
+  }
+  return false;
+}
+
+function onPushed({ taskId, progress: p }) {
+  const w = job;
+  if (!w || w.done || w.taskId !== taskId || w.stopped || timedOut) return;
+  w.pushed = true;
+  take(w, p, null).then((over) => {
+    if (over || job !== w) return;
+    render();
+    schedule(w); // the next poll only if no push comes for a while
+  });
+}
+
+function onLiveState({ taskId, up }) {
+  const w = job;
+  if (!w || w.done || w.taskId !== taskId || up || !w.pushed) return; // never pushed: polls go on
+  // Pushes stopped: poll at once, then every 2 s.
+  w.pushed = false;
+  if (!w.stopped && !timedOut && (!progress || ACTIVE.includes(progress.status))) {
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+    poll(null);
+  }
 }
 
 function ended(p) {
+  const w = job;
+  if (w) {
+    w.done = true;
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+  }
+  emit('live-unwatch');
   render();
-  announce(summaryText(p));
+  announce(summaryText(p) + skipsText(p, ' '));
   emit('job-ended', { progress: p });
   emit('jobs-changed');
 }
@@ -117,92 +203,25 @@ async function announceFailedDays(w, failed, silently) {
   if (fresh.length > FAILED_NAMED) announce(t('ann_more_failed', { n: fresh.length - FAILED_NAMED }));
 }
 
-function statusBadge(status, failed) {
-  if (status === 'completed' && failed > 0) return { text: t('status_completed_failures'), cls: 'warn' };
-  const cls = { running: 'running', completed: 'ok', cancelled: 'muted' }[status] || 'muted';
-  return { text: t('status_' + status) || status, cls };
+/** Paused or resumed (here, in another tab, from the CLI): said once, whoever tells first. */
+function statusChanged(w, p) {
+  if (w.lastStatus !== null && w.lastStatus !== p.status && ACTIVE.includes(p.status)) {
+    announce(t(p.status === 'paused' ? 'ann_paused' : 'ann_resumed'));
+  }
+  w.lastStatus = p.status;
 }
 
-function summaryText(p) {
-  const counts = { success: p.success, failed: p.failed, skipped: p.skipped };
-  return t(p.status === 'cancelled' ? 'summary_cancelled' : 'summary_completed', counts) + ' '
-    + t('summary_rows', { rows: fmtInt(p.rows), elapsed: fmtDuration(p.elapsed_s) });
+/** What the job controls need: which job, its status, and whether it is still watched. */
+function emitStatus() {
+  emit('job-status', { taskId: job ? job.taskId : null, status: progress ? progress.status : null,
+    watching: !!job && !timedOut && !job.stopped });
 }
 
 function render() {
-  show($('progress-empty'), !job);
-  show($('progress-view'), !!job);
-  const badge = $('job-status');
-  if (!job) { show(badge, false); return; }
-  const p = progress;
-
-  const notice = $('conflict-notice');
-  if (notice.dataset.lang !== t('job_running')) {
-    notice.dataset.lang = t('job_running');
-    notice.replaceChildren(h('strong', { text: t('job_running') }), h('span', { class: 'block', text: t('conflict_suffix') }));
-  }
-  show(notice, conflict && (!p || p.status === 'running'));
-
-  setText($('task-id'), job.taskId);
-  setText($('task-range'), p ? `${p.start_date} → ${p.end_date}${p.force ? ' · ' + t('forced') : ''}` : '');
-
-  const percent = p ? p.percent : 0;
-  const bar = $('progress-bar');
-  setAttr(bar, 'aria-valuenow', percent);
-  setAttr(bar, 'aria-label', t('progress_label', { percent }));
-  bar.classList.toggle('done', !!p && p.status !== 'running');
-  bar.classList.toggle('has-failures', !!p && p.failed > 0);
-  $('progress-fill').style.width = percent + '%';
-  setText($('percent'), percent + '%');
-
-  if (p) {
-    const b = statusBadge(p.status, p.failed);
-    setText(badge, b.text);
-    badge.className = 'badge ' + b.cls;
-  }
-  show(badge, !!p);
-
-  const running = !!p && p.status === 'running';
-  let line = '';
-  if (running) {
-    line = p.current === 0 || !p.current_date ? t('line_starting', { total: p.total })
-      : t('line_running', { date: p.current_date });
-  }
-  setText($('progress-line'), line);
-  setText($('stat-current'), p && p.current_date ? p.current_date : '—');
-  setText($('stat-done'), p ? `${p.current} / ${p.total}` : '—');
-  setText($('stat-success'), p ? fmtInt(p.success) : '0');
-  setText($('stat-failed'), p ? fmtInt(p.failed) : '0');
-  setText($('stat-skipped'), p ? fmtInt(p.skipped) : '0');
-  setText($('stat-rows'), p ? fmtInt(p.rows) : '0');
-  setText($('stat-elapsed'), p ? fmtDuration(p.elapsed_s) : '—');
-  let eta = '—';
-  if (running) eta = p.current > 0 ? fmtDuration((p.elapsed_s / p.current) * (p.total - p.current)) : t('eta_pending');
-  setText($('stat-eta'), eta);
-
-  renderSummary(p, running);
-
-  const pollText = timedOut ? t('poll_timeout') : pollError ? t('poll_error', { message: pollError }) : '';
-  setText($('poll-notice'), pollText);
-  show($('poll-notice'), !!pollText);
-  show($('cancel-button'), running && !timedOut);
-  show($('resume-button'), running && timedOut);
-}
-
-function renderSummary(p, running) {
-  const summary = $('summary');
-  if (!p || running) { show(summary, false); return; }
-  const counts = { success: p.success, failed: p.failed, skipped: p.skipped };
-  const key = [p.status, p.success, p.failed, p.skipped, p.rows, p.elapsed_s, t('summary_rows')].join('|');
-  if (summary.dataset.key !== key) {
-    summary.dataset.key = key;
-    summary.replaceChildren(
-      h('strong', { text: t(p.status === 'cancelled' ? 'summary_cancelled' : 'summary_completed', counts) }),
-      h('span', { text: ' ' + t('summary_rows', { rows: fmtInt(p.rows), elapsed: fmtDuration(p.elapsed_s) }) }),
-      ...(p.failed > 0 ? [h('span', { class: 'block', text: t('summary_failed_hint', { failed: p.failed }) })] : []));
-  }
-  summary.className = 'notice ' + (p.status === 'cancelled' ? 'muted' : p.failed > 0 ? 'warn' : 'ok');
-  show(summary, true);
+  const notice = timedOut ? t('poll_timeout') : controlError ? t('control_failed', { message: controlError })
+    : pollError ? t('poll_error', { message: pollError }) : '';
+  renderView({ job, progress, conflict, timedOut, notice });
+  emitStatus();
 }
 
 async function onCancel() {
@@ -211,8 +230,6 @@ async function onCancel() {
   const answer = await callApi('POST', 'sync/batch/cancel/' + encodeURIComponent(w.taskId));
   if (job !== w) return;
   if (answer.ok) {
-    if (w.timer) clearTimeout(w.timer);
-    w.timer = null;
     progress = answer.data;
     ended(answer.data);
     // The cancel button is gone with the running job: the outcome takes the focus.
