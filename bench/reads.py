@@ -164,7 +164,7 @@ def _prepare(stack: Any, scale: float, jobs: int) -> dict[str, Any]:
                 bars = {**history.preload_bars(conn, scale), "reused": False}
         else:
             with conn.cursor() as cur:
-                cur.execute("TRUNCATE sync_jobs, sync_job_days")
+                cur.execute("TRUNCATE sync_jobs, sync_job_days CASCADE")  # and whatever refers to jobs
             conn.commit()
         loaded = history.preload_jobs(conn, jobs)
         history.analyze(conn)

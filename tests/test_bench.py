@@ -121,6 +121,11 @@ def test_scale_measures_writes_and_reads_empty_and_with_history_beside_the_limit
     with db.transaction() as cur:
         cur.execute("SELECT to_regclass('bench_raw_bars') AS t")
         assert cur.fetchone()["t"] is None
+    # The reads group keeps that history and replaces only the jobs.
+    from bench import reads
+    prepared = reads._prepare(bench_stack, QUICK["scale"]["scale"], jobs=7)
+    assert prepared["bars"]["reused"] is True and prepared["bars"]["rows"] >= QUICK["scale"]["scale"]
+    assert prepared["jobs"]["jobs"] == 7
 
 
 def test_reads_polls_every_route_over_an_ended_job_history(bench_stack, db):
