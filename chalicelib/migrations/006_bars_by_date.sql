@@ -21,18 +21,18 @@
 --      the sweeper), plain reads go on. Taken first, in the workers' own order (a day's row,
 --      then its bars): no worker can hold a day row while waiting for daily_bars, which
 --      would deadlock with this migration waiting for that row's table.
---   2. daily_bars, SHARE while the new key is built (~3.5 s): reads go on, writes wait.
+--   2. daily_bars, SHARE while the new key is built (~3.6 s): reads go on, writes wait.
 --   3. daily_bars, ACCESS EXCLUSIVE from the swap to the commit; sync_job_days, ACCESS
---      EXCLUSIVE while job_created_at is filled in (~4.3 s at 900,000 rows; ~0.5 s at
+--      EXCLUSIVE while job_created_at is filled in (~4.4 s at 900,000 rows; ~0.5 s at
 --      100,000): every read of either table waits, the API's included.
---   Measured: 8.1 s in all; the longest wait of a bars reader 4.3 s, of a writer 7.7 s.
+--   Measured: 8.3 s in all; the longest wait of a bars reader 4.4 s, of a writer 8.0 s.
 -- No row is moved, copied or deleted, so none can be lost or doubled; the new unique key is
 -- checked as it is built, and the old key stays until the new one is whole.
 --
 -- A LARGE DATABASE: every container applies pending migrations on its first use of the
 -- database (an API container has 30 s), holding its locks until commit. With millions of
 -- bars or a long job history, prepare online BEFORE deploying this version (psql or any
--- client; reads and writes go on; ~4.5 s and ~6 s at the sizes above):
+-- client; reads and writes go on; ~4.6 s and ~6 s at the sizes above):
 --     CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS daily_bars_date_code
 --         ON daily_bars (trade_date, ts_code COLLATE "C");
 --     ALTER TABLE sync_job_days ADD COLUMN IF NOT EXISTS job_created_at timestamptz;
@@ -40,8 +40,8 @@
 --         WHERE j.task_id = d.task_id AND d.job_created_at IS NULL;
 --     CREATE INDEX CONCURRENTLY IF NOT EXISTS sync_job_days_day_newest
 --         ON sync_job_days (day, job_created_at DESC, task_id DESC);
--- then deploy: this migration finds them and only swaps and catches up (0.34 s above,
--- 0.15 s of it with both tables locked).
+-- then deploy: this migration finds them and only swaps and catches up (0.36 s above,
+-- 0.17 s of it with both tables locked).
 -- An index left INVALID by an interrupted CONCURRENTLY build is dropped and built here.
 
 LOCK TABLE sync_job_days IN EXCLUSIVE MODE;
