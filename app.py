@@ -16,7 +16,9 @@ from botocore.config import Config as BotoConfig
 from chalice import Chalice, Rate, Response
 
 from chalicelib import api, notices, openapi, secrecy
+from chalicelib.audit import Audit, AuditPolicy, parse_audit_request
 from chalicelib.auth import OPERATOR, READER, Authenticator, Principal
+from chalicelib.completeness import CompletenessPolicy
 from chalicelib.config import DAY_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME, Settings, market_today
 from chalicelib.cors import CorsPolicy
 from chalicelib.dates import DateStates, parse_date_range
@@ -28,6 +30,7 @@ from chalicelib.limits import WriteLimits
 from chalicelib.live import LiveProgress, Pusher
 from chalicelib.notices import NoticePolicy, NoticeSender, SnsTransport, WebhookTransport
 from chalicelib.queue import DayQueue
+from chalicelib.quota import QuotaPolicy, TushareQuota
 from chalicelib.source import TushareSource, make_client
 from chalicelib.sweeper import Sweeper, SweepPolicy
 from chalicelib.trading_calendar import TradingCalendar
@@ -109,15 +112,46 @@ def get_dates() -> DateStates:
     return _client("dates", lambda: DateStates(get_db()))
 
 
+def get_source() -> TushareSource:
+    """tushare, every call through the quota all workers share (chalicelib.quota)."""
+    settings = get_settings()
+
+    def make() -> TushareSource:
+        quota = TushareQuota(get_db(), settings.tushare_token, QuotaPolicy(
+            per_minute=dict(settings.quota_per_minute), window_s=settings.quota_window_s,
+            margin_s=settings.quota_margin_s, max_wait_s=settings.quota_max_wait_s))
+        return TushareSource(make_client(settings.tushare_token, settings.tushare_api_url,
+                                         settings.tushare_timeout_s), settings.tushare_token, quota)
+    return _client("source", make)
+
+
+def get_completeness() -> CompletenessPolicy:
+    settings = get_settings()
+    return CompletenessPolicy(tolerance=settings.completeness_tolerance,
+                              listings_max_age_s=settings.listings_max_age_s,
+                              listings_recheck_s=settings.listings_recheck_s)
+
+
 def get_worker() -> DayWorker:
     settings = get_settings()
 
     def make() -> DayWorker:
-        source = TushareSource(make_client(settings.tushare_token, settings.tushare_api_url,
-                                           settings.tushare_timeout_s), settings.tushare_token)
+        source = get_source()
         return DayWorker(get_db(), source, TradingCalendar(get_db(), source), get_queue(),
-                         RetryPolicy.from_settings(settings), lease_s=settings.lease_s)
+                         RetryPolicy.from_settings(settings), lease_s=settings.lease_s,
+                         publish_time=settings.publish_time, completeness=get_completeness())
     return _client("worker", make)
+
+
+def get_audit() -> Audit:
+    settings = get_settings()
+
+    def make() -> Audit:
+        source = get_source()
+        return Audit(get_db(), source, TradingCalendar(get_db(), source), AuditPolicy(
+            publish_time=settings.publish_time, tolerance=settings.completeness_tolerance,
+            recheck_max=settings.audit_recheck_max))
+    return _client("audit", make)
 
 
 def get_sweeper() -> Sweeper:
@@ -198,7 +232,28 @@ def start_batch_sync(principal: Principal) -> dict[str, Any]:
     request = validate_batch_request(body, market_today(), get_settings().max_range_days)
     created = get_jobs().create(request, created_by=principal.name)
     return {"task_id": created.task_id, "total_days": created.total_days,
-            "message": created.message}
+            "message": created.message, "datasets": list(request.datasets)}
+
+
+# Completeness: what is stored against what should be, and a job that fills the gaps.
+@app.route("/api/v1/sync-status/audit", methods=["GET"])
+@json_api(role=READER)
+def audit_report() -> dict[str, Any]:
+    request = parse_audit_request(app.current_request.query_params, market_today())
+    return get_audit().report(request).as_json()
+
+
+@app.route("/api/v1/sync-status/audit/fill", methods=["POST"], content_types=BODY_TYPES)
+@json_api(role=OPERATOR)
+def audit_fill(principal: Principal) -> dict[str, Any]:
+    body = parse_json_body(app.current_request.raw_body)
+    request = parse_audit_request(body, market_today(), from_body=True)
+    report = get_audit().report(request)
+    created = get_jobs().fill(report.faulty_pairs(), created_by=principal.name,
+                              max_days=get_settings().max_range_days)
+    return {"task_id": created.task_id, "total_days": created.total_days,
+            "message": created.message, "pairs": len(report.faulty_pairs()),
+            "audit": report.counts}
 
 
 @app.route(BATCH + "/progress/{task_id}", methods=["GET"])

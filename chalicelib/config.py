@@ -9,13 +9,14 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from chalicelib.auth import TokenEntry, parse_tokens
 from chalicelib.errors import ConfigError
+from chalicelib.quota import parse_quota
 
 # A-share trading dates are Beijing dates, whatever the server's zone.
 MARKET_TZ = ZoneInfo("Asia/Shanghai")
@@ -81,6 +82,16 @@ class Settings:
     live_websocket_url: str | None = None
     live_management_url: str | None = None
     live_ticket_ttl_s: float = 30.0
+    # Datasets, completeness and the shared tushare quota (README, "Datasets", "Quota").
+    publish_time: str = "17:00"  # Asia/Shanghai: a trade date's data is out from then on
+    completeness_tolerance: int = 0  # rows a day may differ from the listings' count
+    listings_max_age_s: float = 12 * 3600.0
+    listings_recheck_s: float = 60.0
+    quota_per_minute: tuple[tuple[str, int], ...] = ()  # over chalicelib.quota's defaults
+    quota_window_s: float = 60.0
+    quota_margin_s: float = 1.0
+    quota_max_wait_s: float = 20.0
+    audit_recheck_max: int = 31  # (day, dataset) pairs one audit may re-count at the source
 
     def notice_destinations(self) -> tuple[str, ...]:
         """The names completion notices are written for: `sns`, then `webhook:<name>` each."""
@@ -135,7 +146,33 @@ class Settings:
             live_management_url=parse_url(env.get("LIVE_MANAGEMENT_URL"), ("http", "https"),
                                           "LIVE_MANAGEMENT_URL"),
             live_ticket_ttl_s=float(env.get("LIVE_TICKET_TTL_S", "30")),
+            publish_time=parse_hh_mm(env.get("PUBLISH_TIME") or "17:00", "PUBLISH_TIME"),
+            completeness_tolerance=int(env.get("COMPLETENESS_TOLERANCE", "0")),
+            listings_max_age_s=float(env.get("LISTINGS_MAX_AGE_S", "43200")),
+            listings_recheck_s=float(env.get("LISTINGS_RECHECK_S", "60")),
+            quota_per_minute=tuple(sorted(parse_quota(env.get("QUOTA_PER_MINUTE")).items())),
+            quota_window_s=float(env.get("QUOTA_WINDOW_S", "60")),
+            quota_margin_s=float(env.get("QUOTA_MARGIN_S", "1")),
+            quota_max_wait_s=float(env.get("QUOTA_MAX_WAIT_S", "20")),
+            audit_recheck_max=int(env.get("AUDIT_RECHECK_MAX", "31")),
         )
+
+
+def parse_hh_mm(text: str, setting: str) -> str:
+    value = text.strip()
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        raise ConfigError(f"{setting} is a time of day as HH:MM (Asia/Shanghai), e.g. 17:00")
+    return value
+
+
+def published_through(now: datetime, publish_time: str) -> date:
+    """The newest date whose data is out at `now`: today from the publish time on
+    (Asia/Shanghai), yesterday before it."""
+    local = now.astimezone(MARKET_TZ)
+    hours, minutes = (int(part) for part in publish_time.split(":"))
+    if (local.hour, local.minute) >= (hours, minutes):
+        return local.date()
+    return local.date() - timedelta(days=1)
 
 
 def normalize_origin(origin: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import psycopg2.extensions
 
+from chalicelib.datasets import DATASETS
 from chalicelib.db import Database, query
 from chalicelib.jobs import iso
 from chalicelib.source import EXCHANGE
@@ -51,6 +52,11 @@ class DateState:
     skip_reason: str | None  # non_trading_day, already_synced, cancelled, queue_unavailable
     task_id: str | None  # the latest job that included the day
     synced_at: str | None
+    # Per dataset stored or in the latest job: {state, rows, expected, skip_reason, error}.
+    # state: synced, short (fewer rows than the listings say, or failed for it), failed,
+    # skipped, pending. `short`: some dataset of the date is.
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    short: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,16 @@ class DatesReport:
     max_range_days: int  # the batch request's limit, so a page can check before it sends
     counts: dict[str, int] = field(default_factory=dict)
     dates: list[DateState] = field(default_factory=list)
+    short_days: int = 0  # dates with a short dataset (DateState.short)
+    datasets: tuple[str, ...] = tuple(DATASETS)  # the names DateState.datasets may hold
 
     def as_json(self) -> dict[str, Any]:
-        # Every field of a DateState is a str, bool, int or None: a shallow copy is what
-        # dataclasses.asdict would build, at a tenth of its cost (400 dates a request).
+        # Every field of a DateState is a str, bool, int or None (or a small dict of
+        # them): a shallow copy is what dataclasses.asdict would build, at a tenth of its
+        # cost (400 dates a request).
         return {"start": self.start, "end": self.end, "today": self.today,
                 "max_range_days": self.max_range_days, "counts": dict(self.counts),
+                "short_days": self.short_days, "datasets": list(self.datasets),
                 "dates": [dict(vars(day)) for day in self.dates]}
 
 
@@ -97,11 +107,46 @@ def state_of(row: Mapping[str, Any]) -> DateState:
     else:
         state = "not_synced"
     rows = row["synced_rows"] if row["synced_rows"] is not None else (row["rows_written"] or None)
+    datasets = dataset_states(row.get("synced"), row.get("job_datasets"),
+                              job_status in ("pending", "running"))
     return DateState(
         date=row["day"].isoformat(), state=state, trading=trading,
         rows=int(rows) if rows is not None else None, error=row["error"],
         skip_reason=skip_reason, task_id=row["task_id"], synced_at=iso(row["synced_at"]),
+        datasets=datasets, short=any(d["state"] == "short" for d in datasets.values()),
     )
+
+
+def dataset_states(synced: dict[str, Any] | None, job: dict[str, Any] | None,
+                   day_open: bool) -> dict[str, dict[str, Any]]:
+    """Each dataset's state on a date from its synced mark ([rows, expected]) and the
+    newest job's row for it."""
+    synced, job = synced or {}, job or {}
+    states: dict[str, dict[str, Any]] = {}
+    for name in DATASETS:
+        mark, latest = synced.get(name), job.get(name)
+        if mark is None and latest is None:
+            continue
+        entry: dict[str, Any] = {"state": None, "rows": None, "expected": None,
+                                 "skip_reason": None, "error": None}
+        if latest is not None:
+            entry.update(rows=latest.get("rows"), expected=latest.get("expected"),
+                         skip_reason=latest.get("skip_reason"), error=latest.get("error"))
+        if latest is not None and latest.get("status") == "pending" and day_open:
+            entry["state"] = "pending"
+        elif mark is not None:
+            rows, expected = mark[0], mark[1]
+            entry.update(rows=rows, expected=expected, error=None, skip_reason=None)
+            entry["state"] = "short" if expected is not None and rows < expected else "synced"
+        elif latest.get("status") == "failed":
+            # A count that disagreed is what a failure with an expected count means.
+            entry["state"] = "short" if latest.get("expected") is not None else "failed"
+        elif latest.get("status") in ("skipped", "success"):
+            entry["state"] = "skipped" if latest.get("status") == "skipped" else "synced"
+        else:
+            entry["state"] = "pending"
+        states[name] = entry
+    return states
 
 
 class DateStates:
@@ -114,7 +159,8 @@ class DateStates:
             # the pool's RealDictRows would cost more than the query itself.
             with cur.connection.cursor(cursor_factory=psycopg2.extensions.cursor) as plain:
                 plain.execute(query("date_states"), {"start": dates.start, "end": dates.end,
-                                                     "exchange": EXCHANGE})
+                                                     "exchange": EXCHANGE,
+                                                     "datasets": list(DATASETS)})
                 names = [column.name for column in plain.description]
                 rows = plain.fetchall()
         return [state_of(dict(zip(names, row))) for row in rows]
@@ -126,5 +172,6 @@ class DateStates:
             counts[day.state] += 1
         return DatesReport(start=dates.start.isoformat(), end=dates.end.isoformat(),
                            today=today.isoformat(), max_range_days=max_range_days,
-                           counts=counts, dates=states)
+                           counts=counts, dates=states,
+                           short_days=sum(1 for day in states if day.short))
 

@@ -168,6 +168,12 @@ class Conflict(StocksyncError):
         return error
 
     @classmethod
+    def nothing_to_fill(cls) -> "Conflict":
+        error = cls("审计未发现缺口，无需补全", "The audit found no gaps: nothing to fill")
+        error.code = "nothing_to_fill"
+        return error
+
+    @classmethod
     def nothing_to_retry(cls, task_id: str, status: str) -> "Conflict":
         error = cls(f"任务没有失败的日期，无需重试: {task_id}",
                     f"Task {task_id} has no failed days to retry",
@@ -215,5 +221,14 @@ class ServiceUnavailable(StocksyncError):
         error = cls("消息队列暂时不可用，任务未启动，请稍后重试",
                     "The job queue is unavailable; the job was not started, try again shortly")
         error.code = "queue_unavailable"
+        error.__cause__ = cause
+        return error
+
+    @classmethod
+    def source(cls, cause: BaseException) -> "ServiceUnavailable":
+        """tushare could not answer what a read needs (the trading calendar of an audit)."""
+        error = cls("数据源（tushare）暂时不可用，请稍后重试",
+                    "The data source (tushare) is unavailable; try again shortly")
+        error.code = "source_unavailable"
         error.__cause__ = cause
         return error

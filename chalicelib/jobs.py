@@ -19,7 +19,8 @@ from typing import Any, Callable
 import psycopg2.errors
 
 from chalicelib.db import Database, query
-from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
+from chalicelib.datasets import DATASETS
+from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
 from chalicelib.limits import WriteLimits
 from chalicelib.notices import record_ending
 from chalicelib.progress import ENDED, Progress, iso, progress_from_row
@@ -109,8 +110,11 @@ class JobService:
                 task_id = self._insert_job(cur, request, message, created_by)
                 cur.execute(query("insert_job_days"), {"task_id": task_id,
                             "start_date": request.start_date, "end_date": request.end_date})
+                cur.execute(query("insert_job_day_datasets"), {"task_id": task_id,
+                                                               "datasets": list(request.datasets)})
                 record_event(cur, task_id, "created", created_by,
-                             {"days": len(days), "force": request.force})
+                             {"days": len(days), "force": request.force,
+                              "datasets": list(request.datasets)})
         except psycopg2.errors.UniqueViolation:
             self._conflict_after_race()
         self._enqueue(task_id, days)
@@ -131,8 +135,43 @@ class JobService:
             raise Conflict.job_active(active["task_id"], active["status"]) from None
         raise Conflict.job_running("") from None
 
+    def fill(self, pairs: list[tuple[date, str]], created_by: str | None = None,
+             max_days: int = 90) -> CreatedJob:
+        """Start one job that syncs exactly these (day, dataset) pairs, each forced: an
+        audit's faulty pairs. A normal job otherwise: the one-job rule, the caller's write
+        limits (a start, not a forced re-sync: it re-fetches only what is known broken)."""
+        if not pairs:
+            raise Conflict.nothing_to_fill()
+        days = sorted({day for day, _ in pairs})
+        if len(days) > max_days:
+            raise ValidationError(
+                "fill_too_many_days",
+                f"需要补全的日期过多（{len(days)} 天，上限 {max_days} 天），请缩小范围后重试",
+                f"Too many days to fill ({len(days)}, at most {max_days}); audit a shorter range")
+        datasets = [name for name in DATASETS if any(ds == name for _, ds in pairs)]
+        request = BatchRequest(days[0], days[-1], False, tuple(datasets))
+        message = f"补全任务已启动，将补全 {len(days)} 天中的 {len(pairs)} 项数据"
+        try:
+            with self._db.transaction() as cur:
+                cur.execute(query("lock_job_creation"), {"lock_key": JOB_CREATION_LOCK_KEY})
+                self._limits.check(cur, created_by, False)
+                self._refuse_if_active(cur)
+                task_id = self._insert_job(cur, request, message, created_by, kind="fill")
+                cur.execute(query("insert_fill_days"), {"task_id": task_id, "days": days})
+                ordered_pairs = sorted(pairs)
+                cur.execute(query("insert_fill_pairs"), {
+                    "task_id": task_id, "days": [day for day, _ in ordered_pairs],
+                    "datasets": [ds for _, ds in ordered_pairs]})
+                record_event(cur, task_id, "created", created_by,
+                             {"days": len(days), "pairs": len(pairs), "kind": "fill",
+                              "datasets": datasets})
+        except psycopg2.errors.UniqueViolation:
+            self._conflict_after_race()
+        self._enqueue(task_id, days)
+        return CreatedJob(task_id=task_id, total_days=len(days), message=message)
+
     def _insert_job(self, cur: Any, request: BatchRequest, message: str,
-                    created_by: str | None) -> str:
+                    created_by: str | None, kind: str = "sync") -> str:
         # The seed's id: start_end_epochseconds. Two jobs for one range within a
         # second are possible (a quick cancel), so step the second on a clash.
         stamp = int(self._clock())
@@ -141,7 +180,7 @@ class JobService:
             cur.execute(query("insert_job"), {
                 "task_id": task_id, "start_date": request.start_date,
                 "end_date": request.end_date, "force": request.force, "message": message,
-                "created_by": created_by})
+                "created_by": created_by, "datasets": list(request.datasets), "kind": kind})
             if cur.fetchone():
                 return task_id
         raise RuntimeError("no free task id")
@@ -285,13 +324,19 @@ class JobService:
         return Conflict.not_running(task_id, self._status(cur, task_id), action)
 
     def days(self, task_id: str) -> list[dict[str, Any]]:
+        """Every day of the job, each with its datasets' own rows (`datasets`)."""
         with self._db.transaction() as cur:
             cur.execute(query("get_job"), {"task_id": task_id})
             if cur.fetchone() is None:
                 raise NotFound.task(task_id)
             cur.execute(query("job_days"), {"task_id": task_id})
             rows = cur.fetchall()
-        return [_jsonable(row) for row in rows]
+            cur.execute(query("job_day_datasets"), {"task_id": task_id})
+            per_day: dict[date, list[dict[str, Any]]] = {}
+            for item in cur.fetchall():
+                item = dict(item)
+                per_day.setdefault(item.pop("day"), []).append(item)
+        return [{**_jsonable(row), "datasets": per_day.get(row["day"], [])} for row in rows]
 
     def events(self, task_id: str) -> list[dict[str, Any]]:
         """The job's history: created, paused, resumed, cancelled, retried, completed."""

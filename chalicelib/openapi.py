@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from chalicelib.api import PREFLIGHT, access_of
 from chalicelib.auth import OPERATOR, READER
+from chalicelib.datasets import DATASETS, DEFAULT_DATASETS
 
 BATCH = "/api/v1/sync-status/sync/batch"
 DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -29,12 +30,12 @@ ERROR_CODES = {
     "404": "no such task (the live ticket: pushed progress not enabled here)",
     "405": "method not allowed",
     "409": "a job is running or paused (`data.task_id`, `data.status`), the job has ended "
-           "(or, for a retry, has not ended, or has no failed day)",
+           "(or, for a retry, has not ended, or has no failed day; for a fill, no gap found)",
     "413": "body over the size limit (MAX_BODY_BYTES, 16 KiB)",
     "415": "unsupported Content-Type",
     "429": "the token's write limit; `Retry-After` says when",
     "500": "unexpected; the answer carries a request id",
-    "503": "the database or the queue is unavailable",
+    "503": "the database, the queue or (for an audit) tushare is unavailable",
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -47,12 +48,33 @@ SCHEMAS: dict[str, Any] = {
     "BatchRequest": {"type": "object", "required": ["start_date", "end_date"], "properties": {
         "start_date": {"type": "string", "pattern": DATE_PATTERN, "example": "2025-10-01"},
         "end_date": {"type": "string", "pattern": DATE_PATTERN, "example": "2025-10-09"},
-        "force": {"type": "boolean", "default": False}}},
+        "force": {"type": "boolean", "default": False},
+        "datasets": {"type": "array", "items": {"type": "string", "enum": list(DATASETS)},
+                     "minItems": 1, "default": list(DEFAULT_DATASETS),
+                     "description": "the tushare datasets the job syncs (each day, each dataset)"}}},
+    "FillRequest": {"type": "object", "required": ["start", "end"], "properties": {
+        "start": {"type": "string", "pattern": DATE_PATTERN, "example": "2025-10-01"},
+        "end": {"type": "string", "pattern": DATE_PATTERN, "example": "2025-10-31"},
+        "datasets": {"type": "array", "items": {"type": "string", "enum": list(DATASETS)},
+                     "minItems": 1, "default": list(DEFAULT_DATASETS)},
+        "recheck": {"type": "boolean", "default": False}}},
 }
 
 JSON_BODY = {"required": True, "content": {
     media: {"schema": {"$ref": "#/components/schemas/BatchRequest"}}
     for media in ("application/json", "text/plain")}}
+FILL_BODY = {"required": True, "content": {
+    media: {"schema": {"$ref": "#/components/schemas/FillRequest"}}
+    for media in ("application/json", "text/plain")}}
+AUDIT_PARAMS = [
+    {"name": "start", "in": "query", "required": True, "schema": {"type": "string", "pattern": DATE_PATTERN}},
+    {"name": "end", "in": "query", "required": True, "schema": {"type": "string", "pattern": DATE_PATTERN}},
+    {"name": "datasets", "in": "query", "required": False,
+     "schema": {"type": "string", "example": "daily,adj_factor"},
+     "description": "comma-separated dataset names (default daily)"},
+    {"name": "recheck", "in": "query", "required": False, "schema": {"type": "boolean"},
+     "description": "also ask tushare each day's count (spends quota; at most AUDIT_RECHECK_MAX pairs)"},
+]
 
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     (BATCH, "POST"): {"summary": "Start a batch sync of a date range (at most 90 days)",
@@ -80,6 +102,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": [{"name": name, "in": "query", "required": True,
                         "schema": {"type": "string", "pattern": DATE_PATTERN}} for name in ("start", "end")]
         + [LANG]},
+    ("/api/v1/sync-status/audit", "GET"): {
+        "summary": "Per trading day and dataset of a range (at most 400 days): what is stored "
+                   "against what the listings say should be (missing, short, mismatch; with "
+                   "recheck, against tushare's count too)", "parameters": AUDIT_PARAMS + [LANG]},
+    ("/api/v1/sync-status/audit/fill", "POST"): {
+        "summary": "Audit a range, then start one job that syncs exactly its faulty (day, "
+                   "dataset) pairs (409 nothing_to_fill when there are none)",
+        "requestBody": FILL_BODY, "parameters": [LANG]},
     ("/api/v1/sync-status/live/ticket", "POST"): {
         "summary": "A one-time ticket (valid 30 s) to open the WebSocket of pushed progress: "
                    "`{ticket, expires_in_s, url}`; connect to `url?ticket=...`. 404 "

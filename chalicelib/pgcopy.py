@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chalicelib.source import DAILY_FIELDS
+from chalicelib.datasets import DAILY_FIELDS
 
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
 PGCOPY_TRAILER = b"\xff\xff"

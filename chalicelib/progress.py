@@ -12,7 +12,7 @@ from typing import Any
 
 ENDED = ("completed", "cancelled")
 # Always in `skipped_by_reason` (0 when none), so a client can rely on them; other
-# reasons (`queue_unavailable`, ...) appear when a day was skipped for them.
+# reasons (`not_published_yet`, `queue_unavailable`, ...) appear when a day was skipped for them.
 SKIP_REASONS = ("non_trading_day", "already_synced", "cancelled")
 
 
@@ -45,6 +45,11 @@ class Progress:
     # When the job's status last changed (created, paused, resumed, re-opened, ended): of two
     # pictures of the job, polled and pushed, the one with the later change is the newer.
     updated_at: str | None = None
+    # Per dataset of the job, in the job's order: its (day, dataset) rows counted by status,
+    # and the rows written ({} for a job from before datasets). `kind`: sync, or fill (an
+    # audit's faulty pairs).
+    datasets: dict[str, dict[str, int]] = field(default_factory=dict)
+    kind: str = "sync"
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,7 +92,16 @@ def progress_from_row(row: dict[str, Any]) -> Progress:
         paused_at=iso(row["paused_at"]),
         retries=int(row["retries"]),
         updated_at=iso(row.get("updated_at")),
+        datasets=dataset_counts(row.get("datasets") or [], row.get("dataset_counts")),
+        kind=row.get("kind") or "sync",
     )
+
+
+def dataset_counts(names: list[str], counts: dict[str, Any] | None) -> dict[str, dict[str, int]]:
+    counts = counts or {}
+    keys = ("success", "failed", "skipped", "pending", "rows")
+    return {name: {key: int(counts[name].get(key, 0)) for key in keys}
+            for name in [*names, *sorted(set(counts) - set(names))] if name in counts}
 
 
 def eta_s(row: dict[str, Any], left: int, now: datetime, pausing_s: float) -> float | None:

@@ -11,8 +11,9 @@ SELECT task_id, status FROM sync_jobs WHERE status IN ('running', 'paused') LIMI
 
 -- insert_job --
 -- A new running job; nothing when the task id is taken (the caller picks another).
-INSERT INTO sync_jobs (task_id, start_date, end_date, force, message, created_by)
-VALUES (%(task_id)s, %(start_date)s, %(end_date)s, %(force)s, %(message)s, %(created_by)s)
+INSERT INTO sync_jobs (task_id, start_date, end_date, force, message, created_by, datasets, kind)
+VALUES (%(task_id)s, %(start_date)s, %(end_date)s, %(force)s, %(message)s, %(created_by)s,
+        %(datasets)s::text[], %(kind)s)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING task_id
 
@@ -29,7 +30,8 @@ WHERE task_id = %(task_id)s AND day = ANY(%(days)s)
 
 -- get_job --
 -- One job's own row.
-SELECT task_id, start_date, end_date, force, status, message, created_at, finished_at
+SELECT task_id, start_date, end_date, force, status, message, created_at, finished_at,
+       datasets, kind
 FROM sync_jobs WHERE task_id = %(task_id)s
 
 -- insert_job_event --
@@ -45,7 +47,7 @@ SELECT kind, actor, at, detail FROM sync_job_events WHERE task_id = %(task_id)s 
 -- A job with its days aggregated: the numbers the progress endpoint shows.
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
        j.created_at, j.finished_at, now() AS observed_at,
-       j.paused_at, j.paused_s, j.run_paused_s, j.retries, j.updated_at,
+       j.paused_at, j.paused_s, j.run_paused_s, j.retries, j.updated_at, j.datasets, j.kind,
        coalesce(j.run_started_at, j.created_at) AS run_started_at,
        count(d.day) AS total,
        count(d.day) FILTER (WHERE d.status = 'success') AS success,
@@ -61,7 +63,17 @@ SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
        (SELECT coalesce(jsonb_object_agg(r.reason, r.n), '{}'::jsonb)
         FROM (SELECT coalesce(s.skip_reason, 'unknown') AS reason, count(*) AS n
               FROM sync_job_days s WHERE s.task_id = j.task_id AND s.status = 'skipped'
-              GROUP BY 1) r) AS skipped_by_reason
+              GROUP BY 1) r) AS skipped_by_reason,
+       (SELECT coalesce(jsonb_object_agg(x.dataset, jsonb_build_object(
+                   'success', x.success, 'failed', x.failed, 'skipped', x.skipped,
+                   'pending', x.pending, 'rows', x.rows)), '{}'::jsonb)
+        FROM (SELECT dataset, count(*) FILTER (WHERE status = 'success') AS success,
+                     count(*) FILTER (WHERE status = 'failed') AS failed,
+                     count(*) FILTER (WHERE status = 'skipped') AS skipped,
+                     count(*) FILTER (WHERE status = 'pending') AS pending,
+                     coalesce(sum(rows_written), 0) AS rows
+              FROM sync_job_day_datasets x WHERE x.task_id = j.task_id GROUP BY dataset) x
+       ) AS dataset_counts
 FROM sync_jobs j
 LEFT JOIN sync_job_days d ON d.task_id = j.task_id
 WHERE j.task_id = %(task_id)s
@@ -246,17 +258,6 @@ WHERE task_id = %(task_id)s
   AND (status = 'pending' OR (status = 'running' AND (lease_until IS NULL OR lease_until <= now())))
   AND EXISTS (SELECT 1 FROM sync_jobs WHERE task_id = %(task_id)s AND status IN ('running', 'paused'))
 
--- synced_date --
--- Whether a trade date's bars are already stored, and how many.
-SELECT rows, synced_at FROM synced_dates WHERE trade_date = %(day)s
-
--- mark_date_synced --
--- Record a trade date as fully written.
-INSERT INTO synced_dates (trade_date, rows, task_id, synced_at)
-VALUES (%(day)s, %(rows)s, %(task_id)s, now())
-ON CONFLICT (trade_date) DO UPDATE
-SET rows = EXCLUDED.rows, task_id = EXCLUDED.task_id, synced_at = EXCLUDED.synced_at
-
 -- calendar_day --
 -- Whether the exchange trades on a date, from the cached calendar.
 SELECT is_open FROM trade_calendar WHERE exchange = %(exchange)s AND cal_date = %(day)s
@@ -351,6 +352,7 @@ FROM daily_bars WHERE trade_date = %(day)s ORDER BY ts_code
 -- The newest jobs with their counts, for the history list (only those jobs' days are counted).
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
        j.created_at, j.finished_at, j.created_by, j.cancelled_by, j.paused_at, j.retries,
+       j.datasets, j.kind,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', e.kind, 'actor', e.actor, 'at', e.at,
                                                      'detail', e.detail) ORDER BY e.id), '[]'::jsonb)
         FROM sync_job_events e WHERE e.task_id = j.task_id) AS events,
@@ -462,10 +464,19 @@ SELECT 1 AS up
 -- date_states --
 -- Each date of a range with its stored bars, its calendar entry and the newest job's row for it (the sync page's calendar; one index probe a date).
 SELECT g.day::date AS day, s.rows AS synced_rows, s.synced_at, c.is_open,
-       l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written
+       l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written,
+       -- Per dataset: what is stored ([rows, expected]) and the newest job's row for the date.
+       (SELECT jsonb_object_agg(x.dataset, jsonb_build_array(x.rows, x.expected_rows))
+        FROM synced_dates x
+        WHERE x.dataset = ANY(%(datasets)s::text[]) AND x.trade_date = g.day::date) AS synced,
+       (SELECT jsonb_object_agg(y.dataset, jsonb_build_object(
+                   'status', y.status, 'skip_reason', y.skip_reason, 'rows', y.rows_written,
+                   'expected', y.expected_rows, 'error', y.error))
+        FROM sync_job_day_datasets y
+        WHERE y.task_id = l.task_id AND y.day = g.day::date) AS job_datasets
 FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
 -- The range again on each table: read by its key over those dates, not all its years.
-LEFT JOIN synced_dates s ON s.trade_date = g.day::date
+LEFT JOIN synced_dates s ON s.dataset = 'daily' AND s.trade_date = g.day::date
      AND s.trade_date BETWEEN %(start)s::date AND %(end)s::date
 LEFT JOIN trade_calendar c ON c.exchange = %(exchange)s AND c.cal_date = g.day::date
      AND c.cal_date BETWEEN %(start)s::date AND %(end)s::date
@@ -613,3 +624,408 @@ DELETE FROM live_tickets WHERE expires_at <= now()
 -- Connections older than API Gateway lets one live, whose disconnect never arrived.
 DELETE FROM live_connections WHERE connected_at <= now() - make_interval(secs => %(max_age_s)s)
 RETURNING connection_id
+
+-- adj_factor_dates_stored --
+-- Whether any adj_factor rows of these trade dates are stored (a new day is COPYed without the upsert).
+SELECT EXISTS (SELECT 1 FROM adj_factor WHERE trade_date = ANY(%(dates)s::date[])) AS stored
+
+-- adj_factor_copy_new --
+-- Bulk-load adj_factor rows of days not stored yet straight into the table (binary COPY, under a savepoint).
+COPY adj_factor (ts_code, trade_date, adj_factor) FROM STDIN WITH (FORMAT binary)
+
+-- adj_factor_stage_create --
+-- A per-session staging table for one day's COPY of adj_factor; emptied at every commit.
+CREATE TEMP TABLE IF NOT EXISTS adj_factor_stage (
+    ts_code text COLLATE "C" NOT NULL, trade_date date NOT NULL,
+    adj_factor double precision
+) ON COMMIT DELETE ROWS
+
+-- adj_factor_stage_copy_csv --
+-- Bulk-load one day's adj_factor CSV rows into the staging table.
+COPY adj_factor_stage (ts_code, trade_date, adj_factor) FROM STDIN WITH (FORMAT csv)
+
+-- adj_factor_stage_copy_binary --
+-- Bulk-load one day's adj_factor rows into the staging table, in PostgreSQL's binary COPY format.
+COPY adj_factor_stage (ts_code, trade_date, adj_factor) FROM STDIN WITH (FORMAT binary)
+
+-- adj_factor_merge_from_stage --
+-- Re-sync stored adj_factor days from the staging table: only new or changed rows are merged.
+MERGE INTO adj_factor AS b
+USING (
+    SELECT s.* FROM adj_factor_stage s
+    LEFT JOIN adj_factor t ON t.trade_date = s.trade_date AND t.ts_code = s.ts_code
+                  AND t.trade_date = ANY(%(dates)s::date[])
+    WHERE t.ts_code IS NULL OR (t.adj_factor) IS DISTINCT FROM (s.adj_factor)
+) AS s
+ON b.trade_date = s.trade_date AND b.ts_code = s.ts_code AND b.trade_date = ANY(%(dates)s::date[])
+WHEN MATCHED THEN UPDATE SET adj_factor = s.adj_factor
+WHEN NOT MATCHED THEN INSERT (ts_code, trade_date, adj_factor)
+    VALUES (s.ts_code, s.trade_date, s.adj_factor)
+
+-- adj_factor_upsert_from_stage --
+-- Move staged rows into adj_factor, safe against a concurrent writer; unchanged rows are not rewritten.
+INSERT INTO adj_factor AS b (ts_code, trade_date, adj_factor)
+SELECT ts_code, trade_date, adj_factor FROM adj_factor_stage
+ON CONFLICT (trade_date, ts_code) DO UPDATE SET adj_factor = EXCLUDED.adj_factor
+WHERE (b.adj_factor) IS DISTINCT FROM (EXCLUDED.adj_factor)
+
+-- daily_basic_dates_stored --
+-- Whether any daily_basic rows of these trade dates are stored (a new day is COPYed without the upsert).
+SELECT EXISTS (SELECT 1 FROM daily_basic WHERE trade_date = ANY(%(dates)s::date[])) AS stored
+
+-- daily_basic_copy_new --
+-- Bulk-load daily_basic rows of days not stored yet straight into the table (binary COPY, under a savepoint).
+COPY daily_basic (ts_code, trade_date, close, turnover_rate, turnover_rate_f, volume_ratio, pe, pe_ttm, pb, ps, ps_ttm, dv_ratio, dv_ttm, total_share, float_share, free_share, total_mv, circ_mv) FROM STDIN WITH (FORMAT binary)
+
+-- daily_basic_stage_create --
+-- A per-session staging table for one day's COPY of daily_basic; emptied at every commit.
+CREATE TEMP TABLE IF NOT EXISTS daily_basic_stage (
+    ts_code text COLLATE "C" NOT NULL, trade_date date NOT NULL,
+    close double precision,
+    turnover_rate double precision,
+    turnover_rate_f double precision,
+    volume_ratio double precision,
+    pe double precision,
+    pe_ttm double precision,
+    pb double precision,
+    ps double precision,
+    ps_ttm double precision,
+    dv_ratio double precision,
+    dv_ttm double precision,
+    total_share double precision,
+    float_share double precision,
+    free_share double precision,
+    total_mv double precision,
+    circ_mv double precision
+) ON COMMIT DELETE ROWS
+
+-- daily_basic_stage_copy_csv --
+-- Bulk-load one day's daily_basic CSV rows into the staging table.
+COPY daily_basic_stage (ts_code, trade_date, close, turnover_rate, turnover_rate_f, volume_ratio, pe, pe_ttm, pb, ps, ps_ttm, dv_ratio, dv_ttm, total_share, float_share, free_share, total_mv, circ_mv) FROM STDIN WITH (FORMAT csv)
+
+-- daily_basic_stage_copy_binary --
+-- Bulk-load one day's daily_basic rows into the staging table, in PostgreSQL's binary COPY format.
+COPY daily_basic_stage (ts_code, trade_date, close, turnover_rate, turnover_rate_f, volume_ratio, pe, pe_ttm, pb, ps, ps_ttm, dv_ratio, dv_ttm, total_share, float_share, free_share, total_mv, circ_mv) FROM STDIN WITH (FORMAT binary)
+
+-- daily_basic_merge_from_stage --
+-- Re-sync stored daily_basic days from the staging table: only new or changed rows are merged.
+MERGE INTO daily_basic AS b
+USING (
+    SELECT s.* FROM daily_basic_stage s
+    LEFT JOIN daily_basic t ON t.trade_date = s.trade_date AND t.ts_code = s.ts_code
+                  AND t.trade_date = ANY(%(dates)s::date[])
+    WHERE t.ts_code IS NULL OR (t.close, t.turnover_rate, t.turnover_rate_f, t.volume_ratio, t.pe, t.pe_ttm, t.pb, t.ps, t.ps_ttm, t.dv_ratio, t.dv_ttm, t.total_share, t.float_share, t.free_share, t.total_mv, t.circ_mv) IS DISTINCT FROM (s.close, s.turnover_rate, s.turnover_rate_f, s.volume_ratio, s.pe, s.pe_ttm, s.pb, s.ps, s.ps_ttm, s.dv_ratio, s.dv_ttm, s.total_share, s.float_share, s.free_share, s.total_mv, s.circ_mv)
+) AS s
+ON b.trade_date = s.trade_date AND b.ts_code = s.ts_code AND b.trade_date = ANY(%(dates)s::date[])
+WHEN MATCHED THEN UPDATE SET close = s.close, turnover_rate = s.turnover_rate, turnover_rate_f = s.turnover_rate_f, volume_ratio = s.volume_ratio, pe = s.pe, pe_ttm = s.pe_ttm, pb = s.pb, ps = s.ps, ps_ttm = s.ps_ttm, dv_ratio = s.dv_ratio, dv_ttm = s.dv_ttm, total_share = s.total_share, float_share = s.float_share, free_share = s.free_share, total_mv = s.total_mv, circ_mv = s.circ_mv
+WHEN NOT MATCHED THEN INSERT (ts_code, trade_date, close, turnover_rate, turnover_rate_f, volume_ratio, pe, pe_ttm, pb, ps, ps_ttm, dv_ratio, dv_ttm, total_share, float_share, free_share, total_mv, circ_mv)
+    VALUES (s.ts_code, s.trade_date, s.close, s.turnover_rate, s.turnover_rate_f, s.volume_ratio, s.pe, s.pe_ttm, s.pb, s.ps, s.ps_ttm, s.dv_ratio, s.dv_ttm, s.total_share, s.float_share, s.free_share, s.total_mv, s.circ_mv)
+
+-- daily_basic_upsert_from_stage --
+-- Move staged rows into daily_basic, safe against a concurrent writer; unchanged rows are not rewritten.
+INSERT INTO daily_basic AS b (ts_code, trade_date, close, turnover_rate, turnover_rate_f, volume_ratio, pe, pe_ttm, pb, ps, ps_ttm, dv_ratio, dv_ttm, total_share, float_share, free_share, total_mv, circ_mv)
+SELECT ts_code, trade_date, close, turnover_rate, turnover_rate_f, volume_ratio, pe, pe_ttm, pb, ps, ps_ttm, dv_ratio, dv_ttm, total_share, float_share, free_share, total_mv, circ_mv FROM daily_basic_stage
+ON CONFLICT (trade_date, ts_code) DO UPDATE SET close = EXCLUDED.close, turnover_rate = EXCLUDED.turnover_rate, turnover_rate_f = EXCLUDED.turnover_rate_f, volume_ratio = EXCLUDED.volume_ratio, pe = EXCLUDED.pe, pe_ttm = EXCLUDED.pe_ttm, pb = EXCLUDED.pb, ps = EXCLUDED.ps, ps_ttm = EXCLUDED.ps_ttm, dv_ratio = EXCLUDED.dv_ratio, dv_ttm = EXCLUDED.dv_ttm, total_share = EXCLUDED.total_share, float_share = EXCLUDED.float_share, free_share = EXCLUDED.free_share, total_mv = EXCLUDED.total_mv, circ_mv = EXCLUDED.circ_mv
+WHERE (b.close, b.turnover_rate, b.turnover_rate_f, b.volume_ratio, b.pe, b.pe_ttm, b.pb, b.ps, b.ps_ttm, b.dv_ratio, b.dv_ttm, b.total_share, b.float_share, b.free_share, b.total_mv, b.circ_mv) IS DISTINCT FROM (EXCLUDED.close, EXCLUDED.turnover_rate, EXCLUDED.turnover_rate_f, EXCLUDED.volume_ratio, EXCLUDED.pe, EXCLUDED.pe_ttm, EXCLUDED.pb, EXCLUDED.ps, EXCLUDED.ps_ttm, EXCLUDED.dv_ratio, EXCLUDED.dv_ttm, EXCLUDED.total_share, EXCLUDED.float_share, EXCLUDED.free_share, EXCLUDED.total_mv, EXCLUDED.circ_mv)
+
+-- suspend_d_dates_stored --
+-- Whether any suspend_d rows of these trade dates are stored (a new day is COPYed without the upsert).
+SELECT EXISTS (SELECT 1 FROM suspend_d WHERE trade_date = ANY(%(dates)s::date[])) AS stored
+
+-- suspend_d_copy_new --
+-- Bulk-load suspend_d rows of days not stored yet straight into the table (binary COPY, under a savepoint).
+COPY suspend_d (ts_code, trade_date, suspend_timing, suspend_type) FROM STDIN WITH (FORMAT binary)
+
+-- suspend_d_stage_create --
+-- A per-session staging table for one day's COPY of suspend_d; emptied at every commit.
+CREATE TEMP TABLE IF NOT EXISTS suspend_d_stage (
+    ts_code text COLLATE "C" NOT NULL, trade_date date NOT NULL,
+    suspend_timing text, suspend_type text COLLATE "C" NOT NULL
+) ON COMMIT DELETE ROWS
+
+-- suspend_d_stage_copy_csv --
+-- Bulk-load one day's suspend_d CSV rows into the staging table.
+COPY suspend_d_stage (ts_code, trade_date, suspend_timing, suspend_type) FROM STDIN WITH (FORMAT csv)
+
+-- suspend_d_stage_copy_binary --
+-- Bulk-load one day's suspend_d rows into the staging table, in PostgreSQL's binary COPY format.
+COPY suspend_d_stage (ts_code, trade_date, suspend_timing, suspend_type) FROM STDIN WITH (FORMAT binary)
+
+-- suspend_d_merge_from_stage --
+-- Re-sync stored suspend_d days from the staging table: only new or changed rows are merged.
+MERGE INTO suspend_d AS b
+USING (
+    SELECT s.* FROM suspend_d_stage s
+    LEFT JOIN suspend_d t ON t.trade_date = s.trade_date AND t.ts_code = s.ts_code AND t.suspend_type = s.suspend_type
+                  AND t.trade_date = ANY(%(dates)s::date[])
+    WHERE t.ts_code IS NULL OR (t.suspend_timing) IS DISTINCT FROM (s.suspend_timing)
+) AS s
+ON b.trade_date = s.trade_date AND b.ts_code = s.ts_code AND b.suspend_type = s.suspend_type AND b.trade_date = ANY(%(dates)s::date[])
+WHEN MATCHED THEN UPDATE SET suspend_timing = s.suspend_timing
+WHEN NOT MATCHED THEN INSERT (ts_code, trade_date, suspend_timing, suspend_type)
+    VALUES (s.ts_code, s.trade_date, s.suspend_timing, s.suspend_type)
+
+-- suspend_d_upsert_from_stage --
+-- Move staged rows into suspend_d, safe against a concurrent writer; unchanged rows are not rewritten.
+INSERT INTO suspend_d AS b (ts_code, trade_date, suspend_timing, suspend_type)
+SELECT ts_code, trade_date, suspend_timing, suspend_type FROM suspend_d_stage
+ON CONFLICT (trade_date, ts_code, suspend_type) DO UPDATE SET suspend_timing = EXCLUDED.suspend_timing
+WHERE (b.suspend_timing) IS DISTINCT FROM (EXCLUDED.suspend_timing)
+
+-- job_datasets_open --
+-- A claimed day's datasets still to settle, and whether each is forced (a fill's pairs are).
+SELECT dataset, force FROM sync_job_day_datasets
+WHERE task_id = %(task_id)s AND day = %(day)s AND status = 'pending'
+ORDER BY dataset
+
+-- lock_day_dataset --
+-- Lock a day's dataset row until commit: its rows, its status and the synced mark commit together, once.
+SELECT status FROM sync_job_day_datasets
+WHERE task_id = %(task_id)s AND day = %(day)s AND dataset = %(dataset)s
+FOR UPDATE
+
+-- dataset_synced --
+-- Whether a trade date of a dataset is already stored complete, and how many rows.
+SELECT rows, expected_rows, synced_at FROM synced_dates
+WHERE dataset = %(dataset)s AND trade_date = %(day)s
+
+-- mark_dataset_synced --
+-- Record a trade date of a dataset as fully written (and what the listings said it should hold).
+INSERT INTO synced_dates (dataset, trade_date, rows, expected_rows, task_id, synced_at)
+VALUES (%(dataset)s, %(day)s, %(rows)s, %(expected_rows)s, %(task_id)s, now())
+ON CONFLICT (dataset, trade_date) DO UPDATE
+SET rows = EXCLUDED.rows, expected_rows = EXCLUDED.expected_rows, task_id = EXCLUDED.task_id,
+    synced_at = EXCLUDED.synced_at
+
+-- settle_day_dataset --
+-- Settle one dataset of a day (success with its rows, skipped with a reason, failed with its error), unless already settled.
+UPDATE sync_job_day_datasets
+SET status = %(status)s, skip_reason = %(skip_reason)s, rows_written = %(rows)s,
+    expected_rows = %(expected_rows)s, error = %(error)s, finished_at = now(),
+    attempts = attempts + CASE WHEN %(fetched)s THEN 1 ELSE 0 END
+WHERE task_id = %(task_id)s AND day = %(day)s AND dataset = %(dataset)s AND status = 'pending'
+RETURNING dataset
+
+-- dataset_attempt_failed --
+-- A dataset's fetch failed this attempt: counted, with why (it stays pending for the day's retry).
+UPDATE sync_job_day_datasets
+SET attempts = attempts + 1, error = %(error)s, expected_rows = coalesce(%(expected_rows)s, expected_rows)
+WHERE task_id = %(task_id)s AND day = %(day)s AND dataset = %(dataset)s AND status = 'pending'
+
+-- skip_day_datasets --
+-- Skip every open dataset of a day for one reason (non-trading day, not published yet).
+UPDATE sync_job_day_datasets
+SET status = 'skipped', skip_reason = %(skip_reason)s, finished_at = now()
+WHERE task_id = %(task_id)s AND day = %(day)s AND status = 'pending'
+
+-- fail_day_datasets --
+-- Fail a day's open datasets (its attempts are used up), each keeping its own error if it has one.
+UPDATE sync_job_day_datasets
+SET status = 'failed', error = coalesce(error, %(error)s) || %(suffix)s, finished_at = now()
+WHERE task_id = %(task_id)s AND day = %(day)s AND status = 'pending'
+
+-- fail_dataset_of_job --
+-- A dataset the token may not call: failed on every open day of the job, with tushare's words (the job's other datasets go on).
+UPDATE sync_job_day_datasets
+SET status = 'failed', error = %(error)s, finished_at = now(),
+    attempts = attempts + CASE WHEN day = %(day)s THEN 1 ELSE 0 END
+WHERE task_id = %(task_id)s AND dataset = %(dataset)s AND status = 'pending'
+
+-- settle_day_from_datasets --
+-- A day's status from its datasets once none is open: failed if any failed, skipped if all were, else success; unless settled already.
+UPDATE sync_job_days d
+SET status = CASE WHEN j.status = 'cancelled' AND a.status = 'failed' THEN 'skipped' ELSE a.status END,
+    skip_reason = CASE WHEN j.status = 'cancelled' AND a.status = 'failed' THEN 'cancelled'
+                       ELSE a.skip_reason END,
+    rows_written = a.rows, error = a.error, finished_at = now(),
+    lease_until = NULL, lease_token = NULL
+FROM (
+    SELECT CASE WHEN bool_or(status = 'failed') THEN 'failed'
+                WHEN bool_and(status = 'skipped') THEN 'skipped' ELSE 'success' END AS status,
+           CASE WHEN bool_and(status = 'skipped') THEN min(skip_reason) END AS skip_reason,
+           coalesce(sum(rows_written), 0) AS rows,
+           string_agg(dataset || ': ' || coalesce(error, 'failed'), '; ' ORDER BY dataset)
+               FILTER (WHERE status = 'failed') AS error
+    FROM sync_job_day_datasets
+    WHERE task_id = %(task_id)s AND day = %(day)s
+    HAVING count(*) > 0 AND NOT bool_or(status = 'pending')
+) a, sync_jobs j
+WHERE d.task_id = %(task_id)s AND d.day = %(day)s AND d.status IN ('pending', 'running')
+  AND j.task_id = d.task_id
+RETURNING d.status, d.skip_reason, d.rows_written, d.error
+
+-- backfill_day_datasets --
+-- A day of a job created before datasets existed (migration 010) gets its job's datasets (daily), pending.
+INSERT INTO sync_job_day_datasets (task_id, day, dataset)
+SELECT d.task_id, d.day, ds
+FROM sync_job_days d JOIN sync_jobs j ON j.task_id = d.task_id
+CROSS JOIN unnest(j.datasets) AS ds
+WHERE d.task_id = %(task_id)s AND d.day = %(day)s
+  AND NOT EXISTS (SELECT 1 FROM sync_job_day_datasets x WHERE x.task_id = d.task_id AND x.day = d.day)
+ON CONFLICT DO NOTHING
+RETURNING dataset, force
+
+-- days_with_datasets_settled --
+-- A job's open days that no live lease holds whose every dataset is settled (another day's permission failure settled them).
+SELECT d.day FROM sync_job_days d
+WHERE d.task_id = %(task_id)s
+  AND (d.status = 'pending' OR (d.status = 'running' AND (d.lease_until IS NULL OR d.lease_until <= now())))
+  AND EXISTS (SELECT 1 FROM sync_job_day_datasets x WHERE x.task_id = d.task_id AND x.day = d.day)
+  AND NOT EXISTS (SELECT 1 FROM sync_job_day_datasets x
+                  WHERE x.task_id = d.task_id AND x.day = d.day AND x.status = 'pending')
+ORDER BY d.day
+FOR UPDATE OF d SKIP LOCKED
+
+-- release_day_unspent --
+-- Hand a day this lease holds back without spending an attempt (the tushare quota is in use: nothing was tried).
+UPDATE sync_job_days d
+SET status = CASE WHEN j.status = 'cancelled' THEN 'skipped' ELSE 'pending' END,
+    skip_reason = CASE WHEN j.status = 'cancelled' THEN 'cancelled' END,
+    finished_at = CASE WHEN j.status = 'cancelled' THEN now() END,
+    attempts = greatest(d.attempts - CASE WHEN %(undo_attempt)s THEN 1 ELSE 0 END, 0),
+    lease_until = NULL, lease_token = NULL
+FROM sync_jobs j
+WHERE d.task_id = %(task_id)s AND d.day = %(day)s AND d.status = 'running'
+  AND d.lease_token = %(lease_token)s AND j.task_id = d.task_id
+RETURNING d.status
+
+-- insert_job_day_datasets --
+-- A pending row per day of the job and dataset it names.
+INSERT INTO sync_job_day_datasets (task_id, day, dataset)
+SELECT d.task_id, d.day, ds
+FROM sync_job_days d CROSS JOIN unnest(%(datasets)s::text[]) AS ds
+WHERE d.task_id = %(task_id)s
+
+-- insert_fill_days --
+-- A fill job's days: only those with a faulty dataset.
+INSERT INTO sync_job_days (task_id, day)
+SELECT %(task_id)s, day FROM unnest(%(days)s::date[]) AS day
+
+-- insert_fill_pairs --
+-- A fill job's (day, dataset) pairs, each forced: fetched again even if a synced mark says it is whole.
+INSERT INTO sync_job_day_datasets (task_id, day, dataset, force)
+SELECT %(task_id)s, p.day, p.dataset, true
+FROM unnest(%(days)s::date[], %(datasets)s::text[]) AS p(day, dataset)
+
+-- job_day_datasets --
+-- Every (day, dataset) of a job, for its days list.
+SELECT day, dataset, status, skip_reason, attempts, rows_written, expected_rows, error, force
+FROM sync_job_day_datasets WHERE task_id = %(task_id)s ORDER BY day, dataset
+
+-- quota_slots --
+-- Make sure a (token, api) has a row for each call its window allows (rows past the limit are left unused).
+INSERT INTO tushare_quota (token_fp, api, slot)
+SELECT %(token_fp)s, %(api)s, s FROM generate_series(0, %(limit)s - 1) AS s
+ON CONFLICT DO NOTHING
+
+-- quota_take --
+-- Take one call of an interface's quota: the row whose last use left the window longest ago, if any has (one statement; concurrent takers skip each other's rows; a scalar subquery, run once, where a join could be rescanned and take a row per rescan).
+UPDATE tushare_quota SET used_at = clock_timestamp()
+WHERE token_fp = %(token_fp)s AND api = %(api)s AND slot = (
+    SELECT slot FROM tushare_quota
+    WHERE token_fp = %(token_fp)s AND api = %(api)s AND slot < %(limit)s
+      AND used_at <= clock_timestamp() - make_interval(secs => %(window_s)s)
+    ORDER BY used_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING slot
+
+-- quota_free_in --
+-- Seconds until an interface's next call is allowed (its oldest use leaves the window).
+SELECT extract(epoch FROM min(used_at) + make_interval(secs => %(window_s)s) - clock_timestamp())::float8 AS free_in_s
+FROM tushare_quota
+WHERE token_fp = %(token_fp)s AND api = %(api)s AND slot < %(limit)s
+
+-- upsert_listings --
+-- Store listings as fetched (used with execute_values): every status, with list and delist dates.
+INSERT INTO stock_basic (ts_code, symbol, name, area, industry, market, exchange, list_status,
+                         list_date, delist_date, refreshed_at)
+VALUES %s
+ON CONFLICT (ts_code) DO UPDATE
+SET symbol = EXCLUDED.symbol, name = EXCLUDED.name, area = EXCLUDED.area,
+    industry = EXCLUDED.industry, market = EXCLUDED.market, exchange = EXCLUDED.exchange,
+    list_status = EXCLUDED.list_status, list_date = EXCLUDED.list_date,
+    delist_date = EXCLUDED.delist_date, refreshed_at = EXCLUDED.refreshed_at
+
+-- source_refreshed --
+-- When a reference table (stock_basic) was last fetched whole, and its age in seconds.
+SELECT refreshed_at, rows, extract(epoch FROM now() - refreshed_at)::float8 AS age_s
+FROM source_refreshes WHERE name = %(name)s AND refreshed_at > '-infinity'
+
+-- mark_source_refreshed --
+-- Record that a reference table was fetched whole just now (and release the claim to fetch it).
+INSERT INTO source_refreshes (name, refreshed_at, rows) VALUES (%(name)s, now(), %(rows)s)
+ON CONFLICT (name) DO UPDATE
+SET refreshed_at = EXCLUDED.refreshed_at, rows = EXCLUDED.rows, claimed_until = NULL
+
+-- claim_source_refresh --
+-- Claim the fetch of a stale reference table for a while; nothing when it is fresh or another worker holds the claim.
+INSERT INTO source_refreshes (name, refreshed_at, rows, claimed_until)
+VALUES (%(name)s, '-infinity', 0, now() + make_interval(secs => %(claim_s)s))
+ON CONFLICT (name) DO UPDATE SET claimed_until = EXCLUDED.claimed_until
+WHERE source_refreshes.refreshed_at < now() - make_interval(secs => %(max_age_s)s)
+  AND (source_refreshes.claimed_until IS NULL OR source_refreshes.claimed_until < now())
+RETURNING name
+
+-- listed_codes --
+-- The stocks listed on a date (list_date <= day < delist_date): who has an adj_factor row.
+SELECT ts_code FROM stock_basic
+WHERE list_date <= %(day)s AND (delist_date IS NULL OR delist_date > %(day)s)
+ORDER BY ts_code
+
+-- traded_codes --
+-- The stocks listed on a date and not suspended all day (no S row without a timing): who has a daily and a daily_basic row.
+SELECT b.ts_code FROM stock_basic b
+WHERE b.list_date <= %(day)s AND (b.delist_date IS NULL OR b.delist_date > %(day)s)
+  AND NOT EXISTS (SELECT 1 FROM suspend_d s
+                  WHERE s.trade_date = %(day)s AND s.ts_code = b.ts_code AND s.suspend_type = 'S'
+                    AND coalesce(s.suspend_timing, '') = '')
+ORDER BY b.ts_code
+
+-- daily_bars_day_counts --
+-- Rows stored per trade date of a range (an audit's counts; the key's leading date reads each date's rows as one range).
+SELECT trade_date, count(*) AS n FROM daily_bars
+WHERE trade_date BETWEEN %(start)s AND %(end)s
+GROUP BY trade_date
+
+-- adj_factor_day_counts --
+-- Rows stored per trade date of a range (an audit's counts; the key's leading date reads each date's rows as one range).
+SELECT trade_date, count(*) AS n FROM adj_factor
+WHERE trade_date BETWEEN %(start)s AND %(end)s
+GROUP BY trade_date
+
+-- daily_basic_day_counts --
+-- Rows stored per trade date of a range (an audit's counts; the key's leading date reads each date's rows as one range).
+SELECT trade_date, count(*) AS n FROM daily_basic
+WHERE trade_date BETWEEN %(start)s AND %(end)s
+GROUP BY trade_date
+
+-- suspend_d_day_counts --
+-- Rows stored per trade date of a range (an audit's counts; the key's leading date reads each date's rows as one range).
+SELECT trade_date, count(*) AS n FROM suspend_d
+WHERE trade_date BETWEEN %(start)s AND %(end)s
+GROUP BY trade_date
+
+-- audit_synced --
+-- The synced marks of some datasets over a range: rows written, and the count the listings gave then.
+SELECT dataset, trade_date, rows, expected_rows FROM synced_dates
+WHERE dataset = ANY(%(datasets)s::text[]) AND trade_date BETWEEN %(start)s AND %(end)s
+
+-- audit_expected --
+-- Per trade date: the stocks listed, those also not suspended all day, and whether that date's suspensions are stored.
+SELECT d.day,
+       (SELECT count(*) FROM stock_basic b
+        WHERE b.list_date <= d.day AND (b.delist_date IS NULL OR b.delist_date > d.day)) AS listed,
+       (SELECT count(*) FROM stock_basic b
+        WHERE b.list_date <= d.day AND (b.delist_date IS NULL OR b.delist_date > d.day)
+          AND NOT EXISTS (SELECT 1 FROM suspend_d s
+                          WHERE s.trade_date = d.day AND s.ts_code = b.ts_code AND s.suspend_type = 'S'
+                            AND coalesce(s.suspend_timing, '') = '')) AS traded,
+       EXISTS (SELECT 1 FROM synced_dates x WHERE x.dataset = 'suspend_d' AND x.trade_date = d.day)
+           AS suspensions_known
+FROM unnest(%(days)s::date[]) AS d(day)
+
+-- calendar_range --
+-- The cached calendar over a range.
+SELECT cal_date, is_open FROM trade_calendar
+WHERE exchange = %(exchange)s AND cal_date BETWEEN %(start)s AND %(end)s

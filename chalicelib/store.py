@@ -36,7 +36,7 @@ import psycopg2.extensions
 
 from chalicelib.db import query
 from chalicelib.pgcopy import encode_frame
-from chalicelib.source import DAILY_FIELDS
+from chalicelib.datasets import DATASETS, DAILY_FIELDS
 
 MERGE_SINCE = 150000  # server_version_num of PostgreSQL 15
 
@@ -52,6 +52,8 @@ class Dataset:
 
 
 DAILY_BARS = Dataset("daily_bars", DAILY_FIELDS)
+# Each syncable dataset's table, by the dataset's (tushare's) name.
+TABLES: dict[str, Dataset] = {name: Dataset(spec.table, spec.fields) for name, spec in DATASETS.items()}
 
 
 def frame_to_csv(frame: pd.DataFrame, fields: tuple[str, ...] = DAILY_FIELDS) -> io.StringIO:

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any, Mapping
 
 from chalicelib.config import FIRST_TRADING_DAY
+from chalicelib.datasets import DATASETS, DEFAULT_DATASETS
 from chalicelib.errors import ValidationError, shorten
 
 # ASCII digits only, matched whole: `\d` takes any Unicode digit and `$` a trailing newline.
@@ -27,6 +28,7 @@ class BatchRequest:
     start_date: date
     end_date: date
     force: bool = False
+    datasets: tuple[str, ...] = DEFAULT_DATASETS
 
     @property
     def days(self) -> list[date]:
@@ -97,9 +99,36 @@ def validate_batch_request(body: Any, today: date, max_days: int) -> BatchReques
     if not isinstance(force, bool):
         raise ValidationError("force_type", "force 必须是布尔值 true 或 false",
                               "force must be a boolean, true or false")
+    datasets = parse_datasets(body.get("datasets"))
     check_range(start, end, max_days)
     if end > today:
         raise ValidationError("end_in_future",
                               f"结束日期 {end} 不能晚于今天 {today}（北京时间）",
                               f"end_date {end} must not be after today {today} (Beijing time)")
-    return BatchRequest(start, end, force)
+    return BatchRequest(start, end, force, datasets)
+
+
+def parse_datasets(value: Any, field: str = "datasets") -> tuple[str, ...]:
+    """The datasets a job syncs: a JSON array of names (or, in a query string, a comma-
+    separated list); absent or null: daily alone, as the seed. Known names only, no repeats
+    kept, in the order DATASETS lists them."""
+    if value is None:
+        return DEFAULT_DATASETS
+    known = ", ".join(DATASETS)
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError(f"{field}_type",
+                              f"{field} 必须是数据集名称的数组，例如 [\"daily\", \"adj_factor\"]（可选: {known}）",
+                              f"{field} must be an array of dataset names such as "
+                              f"[\"daily\", \"adj_factor\"] (known: {known})")
+    names = [v for v in value if v]
+    if not names:
+        raise ValidationError(f"{field}_empty", f"{field} 至少需要一个数据集（可选: {known}）",
+                              f"{field} must name at least one dataset (known: {known})")
+    unknown = [v for v in names if v not in DATASETS]
+    if unknown:
+        shown = shorten(unknown[0])
+        raise ValidationError("dataset_unknown", f"未知的数据集: {shown}（可选: {known}）",
+                              f"Unknown dataset: {shown} (known: {known})")
+    return tuple(name for name in DATASETS if name in names)  # the datasets' own order

@@ -24,17 +24,22 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
 from typing import Any, Callable
 
 import pandas as pd
 
-from chalicelib.config import Settings
+from chalicelib.completeness import CompletenessPolicy, Incomplete, Listings, compare, expected_codes
+from chalicelib.config import Settings, published_through
+from chalicelib.datasets import DATASETS, ordered
 from chalicelib.db import Database, query
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.jobs import complete_job_if_done
 from chalicelib.queue import DayMessage, DayQueue, MalformedMessage, QueueError, parse_day_message, preview
-from chalicelib.source import PermanentSourceError, RateLimited, SourceError, TushareSource
-from chalicelib.store import write_daily_bars
+from chalicelib.quota import QuotaExhausted
+from chalicelib.source import (PermanentSourceError, RateLimited, SourceError, TransientSourceError,
+                               TushareSource)
+from chalicelib.store import TABLES, write_rows
 from chalicelib.trading_calendar import TradingCalendar
 
 log = logging.getLogger(__name__)
@@ -83,17 +88,29 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Lease:
-    """A claim on a day: its token, the day's attempts counting this one, the job's force flag."""
+    """A claim on a day: its token, the day's attempts counting this one, the job's force
+    flag, and whether the claim counted a new attempt (not a hand-off resuming its own)."""
     token: str
     attempts: int
     force: bool
+    new_attempt: bool = True
+
+
+@dataclass
+class _DayWork:
+    """What one delivery has already made sure of for its day."""
+    day: date
+    listings_checked: bool = False
+    suspensions_ready: bool = False
+    rechecked: bool = False  # a disagreeing count has had its listings and suspensions re-read
 
 
 @dataclass(frozen=True)
 class DayResult:
     # success, skipped, failed (settled now); retry, leased (delivered again later);
-    # noop (nothing to do), paused (its job is paused: consumed, the resume sends the day
-    # again), dropped (a body no delivery could process)
+    # quota (the shared tushare quota is in use: a fresh copy of the message comes later,
+    # no attempt spent); noop (nothing to do), paused (its job is paused: consumed, the
+    # resume sends the day again), dropped (a body no delivery could process)
     outcome: str
     rows: int = 0
     detail: str | None = None
@@ -103,7 +120,9 @@ class DayResult:
 class DayWorker:
     def __init__(self, db: Database, source: TushareSource, calendar: TradingCalendar,
                  queue: DayQueue, policy: RetryPolicy, clock: Callable[[], float] = time.time,
-                 lease_s: float = DEFAULT_LEASE_S):
+                 lease_s: float = DEFAULT_LEASE_S, publish_time: str = "17:00",
+                 completeness: CompletenessPolicy = CompletenessPolicy(),
+                 listings: Listings | None = None):
         self._db = db
         self._source = source
         self._calendar = calendar
@@ -111,6 +130,9 @@ class DayWorker:
         self._policy = policy
         self._clock = clock
         self._lease_s = lease_s
+        self._publish_time = publish_time
+        self._completeness = completeness
+        self._listings = listings or Listings(db, source, completeness)
 
     def handle_message(self, body: Any, receipt_handle: str) -> DayResult:
         """Process one SQS message; raises RetryLater when it must be delivered again."""
@@ -127,6 +149,9 @@ class DayWorker:
             raise RetryLater(f"{message.day}: database unavailable") from down
         log.info("day %s of %s: %s %s", message.day, message.task_id, result.outcome,
                  result.detail or "")
+        if result.outcome == "quota":
+            self._hand_back(message, receipt_handle, result)
+            raise RetryLater(f"{message.day}: {result.detail}")
         if result.retry_after_s is not None:
             self._queue.delay_redelivery(receipt_handle, math.ceil(result.retry_after_s))
             raise RetryLater(f"{message.day}: {result.detail}")
@@ -204,42 +229,178 @@ class DayWorker:
             cur.execute(query("claim_day"), {**key, "lease_token": token, "lease_s": self._lease_s,
                                              "new_attempt": not resuming})
             attempts = cur.fetchone()["attempts"]
-        return Lease(token=token, attempts=attempts, force=job["force"])
+        return Lease(token=token, attempts=attempts, force=job["force"], new_attempt=not resuming)
 
     def _work(self, message: DayMessage, lease: Lease) -> DayResult:
         try:
             if not self._calendar.is_trading_day(message.day):
-                return self._settle(message, "skipped", skip_reason="non_trading_day")
-            if not lease.force and self._is_synced(message):
-                return self._settle(message, "skipped", skip_reason="already_synced")
-            frame = self._source.daily(message.day)
+                return self._skip_day(message, "non_trading_day")
+        except QuotaExhausted as exc:
+            return self._quota_wait(message, lease, exc)
         except PermanentSourceError as exc:
             return self._fail_job(message, str(exc))
         except SourceError as exc:
-            return self._retry_or_fail(message, lease, exc)
-        return self._write(message, frame)
+            return self._retry_or_fail(message, lease, {"trade_cal": exc})
+        if message.day > published_through(datetime.fromtimestamp(self._clock(), timezone.utc),
+                                           self._publish_time):
+            # Not fetched, not failed, never marked synced: a later job syncs it.
+            return self._skip_day(message, "not_published_yet")
+        day = _DayWork(message.day)
+        errors: dict[str, Exception] = {}
+        for dataset, forced in self._open_datasets(message):
+            try:
+                if not (lease.force or forced) and self._is_synced(dataset, message.day):
+                    self._settle_dataset(message, dataset, "skipped", skip_reason="already_synced")
+                    continue
+                if not self._sync_dataset(message, dataset, lease.force or forced, day):
+                    return DayResult("noop", detail="settled by another delivery")
+            except QuotaExhausted as exc:
+                return self._quota_wait(message, lease, exc)
+            except PermanentSourceError as exc:
+                if exc.scope != "api":
+                    return self._fail_job(message, str(exc))
+                # No permission for this interface: its days fail, the job's other datasets go on.
+                self._fail_dataset(message, dataset, str(exc))
+            except (SourceError, Incomplete) as exc:
+                errors[dataset] = exc
+                self._note_attempt(message, dataset, exc)
+        if errors:
+            return self._retry_or_fail(message, lease, errors)
+        return self._settle_day(message)
 
-    def _is_synced(self, message: DayMessage) -> bool:
+    def _open_datasets(self, message: DayMessage) -> list[tuple[str, bool]]:
         with self._db.transaction() as cur:
-            cur.execute(query("synced_date"), {"day": message.day})
+            cur.execute(query("job_datasets_open"), _key(message))
+            rows = cur.fetchall()
+            if not rows:  # a day of a job created before datasets (migration 010): daily
+                cur.execute(query("backfill_day_datasets"), _key(message))
+                rows = cur.fetchall()
+        forced = {row["dataset"]: row["force"] for row in rows}
+        return [(name, forced[name]) for name in ordered(list(forced))]
+
+    def _is_synced(self, dataset: str, day: date) -> bool:
+        with self._db.transaction() as cur:
+            cur.execute(query("dataset_synced"), {"dataset": dataset, "day": day})
             return cur.fetchone() is not None
 
-    def _write(self, message: DayMessage, frame: pd.DataFrame) -> DayResult:
+    def _sync_dataset(self, message: DayMessage, dataset: str, force: bool, day: "_DayWork") -> bool:
+        """Fetch, check and write one dataset of the day; False if the day was settled meanwhile."""
+        spec = DATASETS[dataset]
+        expected: list[str] | None = None
+        if spec.expects is not None:
+            self._prepare(message, spec.expects, day, refetch=force)
+            expected = self._expected(dataset, message.day)
+        frame = self._source.day_rows(dataset, message.day, codes=lambda: self._listed(message.day),
+                                      expected=None if expected is None else len(expected))
+        try:
+            compare(dataset, message.day, frame, expected, self._completeness.tolerance)
+        except Incomplete:
+            if day.rechecked or expected is None:
+                raise
+            # Perhaps the listings or the suspensions are what is out of date: once a delivery.
+            day.rechecked = True
+            age = self._listings.age_s()
+            if age is None or age > self._completeness.listings_recheck_s:
+                self._listings.refresh()
+            self._prepare(message, spec.expects, day, refetch=True)
+            expected = self._expected(dataset, message.day)
+            compare(dataset, message.day, frame, expected, self._completeness.tolerance)
+        return self._write(message, dataset, frame, None if expected is None else len(expected))
+
+    def _prepare(self, message: DayMessage, expects: str, day: "_DayWork", refetch: bool) -> None:
+        """The listings, and for a traded count the day's suspensions, stored and current."""
+        if not day.listings_checked:
+            self._listings.ensure_fresh()
+            day.listings_checked = True
+        if expects != "traded" or (day.suspensions_ready and not refetch):
+            return
+        if refetch or not self._is_synced("suspend_d", message.day):
+            frame = self._source.day_rows("suspend_d", message.day,
+                                          codes=lambda: self._listed(message.day))
+            with self._db.transaction() as cur:
+                rows = write_rows(cur, TABLES["suspend_d"], frame)
+                cur.execute(query("mark_dataset_synced"), {
+                    "dataset": "suspend_d", "day": message.day, "rows": rows,
+                    "expected_rows": None, "task_id": message.task_id})
+        day.suspensions_ready = True
+
+    def _expected(self, dataset: str, day: date) -> list[str] | None:
+        with self._db.transaction() as cur:
+            return expected_codes(cur, dataset, day)
+
+    def _listed(self, day: date) -> list[str]:
+        with self._db.transaction() as cur:
+            cur.execute(query("listed_codes"), {"day": day})
+            return [row["ts_code"] for row in cur.fetchall()]
+
+    def _write(self, message: DayMessage, dataset: str, frame: pd.DataFrame,
+               expected_rows: int | None) -> bool:
+        """The dataset's rows, its synced mark and its status, in one transaction."""
         with self._db.transaction() as cur:
             cur.execute(query("lock_day"), _key(message))
             row = cur.fetchone()
             if row is None or row["status"] not in OPEN:
-                return DayResult("noop", detail="settled by another delivery")
-            rows = write_daily_bars(cur, frame)
-            cur.execute(query("mark_date_synced"),
-                        {"day": message.day, "rows": rows, "task_id": message.task_id})
-            self._finish(cur, message, "success", rows=rows)
-        return DayResult("success", rows=rows)
+                return False
+            cur.execute(query("lock_day_dataset"), {**_key(message), "dataset": dataset})
+            row = cur.fetchone()
+            if row is None or row["status"] != "pending":
+                return True  # settled meanwhile (a permission failure seen by another day)
+            rows = write_rows(cur, TABLES[dataset], frame)
+            cur.execute(query("mark_dataset_synced"), {
+                "dataset": dataset, "day": message.day, "rows": rows,
+                "expected_rows": expected_rows, "task_id": message.task_id})
+            cur.execute(query("settle_day_dataset"), {
+                **_key(message), "dataset": dataset, "status": "success", "skip_reason": None,
+                "rows": rows, "expected_rows": expected_rows, "error": None, "fetched": True})
+        return True
 
-    def _settle(self, message: DayMessage, status: str, skip_reason: str | None = None,
-                error: str | None = None) -> DayResult:
+    def _settle_dataset(self, message: DayMessage, dataset: str, status: str,
+                        skip_reason: str | None = None, error: str | None = None) -> None:
         with self._db.transaction() as cur:
-            settled = self._finish(cur, message, status, skip_reason=skip_reason, error=error)
+            cur.execute(query("settle_day_dataset"), {
+                **_key(message), "dataset": dataset, "status": status, "skip_reason": skip_reason,
+                "rows": 0, "expected_rows": None, "error": error, "fetched": False})
+
+    def _note_attempt(self, message: DayMessage, dataset: str, exc: Exception) -> None:
+        with self._db.transaction() as cur:
+            cur.execute(query("dataset_attempt_failed"), {
+                **_key(message), "dataset": dataset, "error": str(exc),
+                "expected_rows": getattr(exc, "expected", None)})
+
+    def _fail_dataset(self, message: DayMessage, dataset: str, error: str) -> None:
+        """Fail a dataset on every open day of the job; days left with nothing open settle."""
+        with self._db.transaction() as cur:
+            cur.execute(query("fail_dataset_of_job"), {**_key(message), "dataset": dataset,
+                                                       "error": error})
+            cur.execute(query("days_with_datasets_settled"), {"task_id": message.task_id})
+            for other in [row["day"] for row in cur.fetchall()]:
+                cur.execute(query("settle_day_from_datasets"),
+                            {"task_id": message.task_id, "day": other})
+            complete_job_if_done(cur, message.task_id)
+
+    def _skip_day(self, message: DayMessage, reason: str) -> DayResult:
+        with self._db.transaction() as cur:
+            cur.execute(query("skip_day_datasets"), {**_key(message), "skip_reason": reason})
+            cur.execute(query("settle_day_from_datasets"), _key(message))
+            settled = cur.fetchone()
+            if settled is None:  # a day without dataset rows
+                return self._settle_in(cur, message, "skipped", skip_reason=reason)
+            complete_job_if_done(cur, message.task_id)
+        return DayResult(settled["status"], detail=settled["skip_reason"])
+
+    def _settle_day(self, message: DayMessage) -> DayResult:
+        with self._db.transaction() as cur:
+            cur.execute(query("settle_day_from_datasets"), _key(message))
+            settled = cur.fetchone()
+            if settled is None:
+                return DayResult("noop", detail="settled by another delivery")
+            complete_job_if_done(cur, message.task_id)
+        return DayResult(settled["status"], rows=int(settled["rows_written"] or 0),
+                         detail=settled["skip_reason"] or settled["error"])
+
+    def _settle_in(self, cur: Any, message: DayMessage, status: str,
+                   skip_reason: str | None = None, error: str | None = None) -> DayResult:
+        settled = self._finish(cur, message, status, skip_reason=skip_reason, error=error)
         if settled is None:
             return DayResult("noop", detail="settled by another delivery")
         return DayResult(settled["status"], detail=settled["skip_reason"] or error)
@@ -253,19 +414,45 @@ class DayWorker:
             complete_job_if_done(cur, message.task_id)
         return settled
 
-    def _retry_or_fail(self, message: DayMessage, lease: Lease, exc: SourceError) -> DayResult:
+    def _retry_or_fail(self, message: DayMessage, lease: Lease,
+                       errors: dict[str, Exception]) -> DayResult:
+        summary = "; ".join(f"{name}: {exc}" for name, exc in errors.items())
         if lease.attempts >= self._policy.max_attempts:
-            return self._settle(message, "failed", error=f"{exc} (after {lease.attempts} attempts)")
+            suffix = f" (after {lease.attempts} attempts)"
+            with self._db.transaction() as cur:
+                cur.execute(query("fail_day_datasets"), {**_key(message), "error": summary,
+                                                         "suffix": suffix})
+                cur.execute(query("settle_day_from_datasets"), _key(message))
+                settled = cur.fetchone()
+                if settled is None:
+                    return self._settle_in(cur, message, "failed", error=summary + suffix)
+                complete_job_if_done(cur, message.task_id)
+            return DayResult(settled["status"], detail=settled["error"])
         with self._db.transaction() as cur:
-            cur.execute(query("release_day"), {**_key(message), "error": str(exc),
+            cur.execute(query("release_day"), {**_key(message), "error": summary,
                                                "lease_token": lease.token})
             released = cur.fetchone()
         if released is None:
             return DayResult("noop", detail="settled or taken over by another delivery")
         if released["status"] == "skipped":  # its job ended meanwhile: no retry
             return DayResult("skipped", detail="cancelled")
-        delay = self._policy.delay_s(lease.attempts, exc, self._clock())
-        return DayResult("retry", detail=str(exc), retry_after_s=delay)
+        limited = next((e for e in errors.values() if isinstance(e, RateLimited)), None)
+        first = limited or next(iter(errors.values()))
+        error = first if isinstance(first, SourceError) else TransientSourceError(str(first))
+        delay = self._policy.delay_s(lease.attempts, error, self._clock())
+        return DayResult("retry", detail=summary, retry_after_s=delay)
+
+    def _quota_wait(self, message: DayMessage, lease: Lease, exc: QuotaExhausted) -> DayResult:
+        """The shared quota has no call free for a while: hand the day back unspent."""
+        with self._db.transaction() as cur:
+            cur.execute(query("release_day_unspent"), {
+                **_key(message), "lease_token": lease.token, "undo_attempt": lease.new_attempt})
+            released = cur.fetchone()
+        if released is None:
+            return DayResult("noop", detail="settled or taken over by another delivery")
+        if released["status"] == "skipped":
+            return DayResult("skipped", detail="cancelled")
+        return DayResult("quota", detail=str(exc), retry_after_s=exc.wait_s)
 
     def _fail_job(self, message: DayMessage, error: str) -> DayResult:
         # An invalid token fails every day alike: fail them all now rather than
@@ -300,6 +487,23 @@ class DayWorker:
             log.warning("%s: could not delete the message a fresh copy replaces: %s", where, exc)
         log.warning("%s: database unreachable (%s in a row); a fresh copy is due in %s s",
                     where, successor.outages, delay)
+
+    def _hand_back(self, message: DayMessage, receipt_handle: str, result: DayResult) -> None:
+        """A day the quota could not serve: a fresh delayed copy (its receive count starts
+        at zero, so waiting for the quota never walks a day towards the dead-letter queue)."""
+        delay = max(1, math.ceil(result.retry_after_s or 1))
+        try:
+            self._queue.send_later(replace(message, lease=None, outages=0), delay)
+        except QueueError as exc:
+            log.warning("day %s of %s: quota wait, and the queue refused a fresh copy (%s)",
+                        message.day, message.task_id, exc)
+            self._queue.delay_redelivery(receipt_handle, delay)
+            return
+        try:
+            self._queue.delete(receipt_handle)
+        except QueueError as exc:  # the original comes back later as a harmless duplicate
+            log.warning("day %s of %s: could not delete the message a fresh copy replaces: %s",
+                        message.day, message.task_id, exc)
 
     def _database_answers(self) -> bool:
         try:

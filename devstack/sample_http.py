@@ -6,7 +6,7 @@ body), JSON {api_name, token, params, fields}; answered with HTTP 200 and
 {request_id, code, msg, data: {fields, items, has_more}} (code != 0: data null).
 
 Control (JSON in and out; a bad value answers 400 with {"error"}):
-  GET|POST|DELETE /_control/faults   list, add ({kind, api, trade_date, times, delay}), clear
+  GET|POST|DELETE /_control/faults   list, add ({kind, api, trade_date, times, delay, codes}), clear
   GET|DELETE      /_control/stats    calls, refusals and the call timeline; reset them
   GET|POST|DELETE /_control/config   settings; change some ({rate_limit_per_minute,
                                      denied_apis, row_caps, ignore_offset, publish_time});
@@ -145,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
 def _add_fault(app: SampleTushareServer, body: dict[str, Any]) -> dict[str, Any]:
     fault = app.add_fault(str(body.get("kind")), api=body.get("api", "daily"),
                           trade_date=body.get("trade_date"), times=body.get("times", 1),
-                          delay=body.get("delay"))
+                          delay=body.get("delay"), codes=body.get("codes") or ())
     return {"ok": True, "fault": asdict(fault)}
 
 

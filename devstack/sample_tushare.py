@@ -55,7 +55,8 @@ _ERROR_FAULTS: dict[str, tuple[int, int, str]] = {
     "bad_token": (200, 40101, MSG_BAD_TOKEN),
     "no_permission": (200, 40203, MSG_NO_PERMISSION),
 }
-FAULT_KINDS = frozenset(_ERROR_FAULTS) | {"timeout", "empty"}
+# `drop`: the answer lacks the rows of `codes` (a short day, as if tushare missed them).
+FAULT_KINDS = frozenset(_ERROR_FAULTS) | {"timeout", "empty", "drop"}
 DEFAULT_TIMEOUT_DELAY_S = 5.0
 
 
@@ -66,6 +67,7 @@ class Fault:
     trade_date: str | None = None   # None: any call; else only calls with this trade_date
     times: int | None = 1           # matching calls still to affect; None: forever
     delay: float = DEFAULT_TIMEOUT_DELAY_S  # seconds, for `timeout` only
+    codes: tuple[str, ...] = ()  # ts_codes whose rows a `drop` fault leaves out
 
     def matches(self, api: str, trade_date: str | None) -> bool:
         return (self.api in (None, "*", api)
@@ -203,14 +205,18 @@ class SampleTushareServer:
 
     # -- faults and stats (thread-safe: handlers run on many threads)
     def add_fault(self, kind: str, api: str | None = "daily", trade_date: Any = None,
-                  times: int | None = 1, delay: float | None = None) -> Fault:
+                  times: int | None = 1, delay: float | None = None,
+                  codes: Iterable[str] = ()) -> Fault:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
         if times is not None and int(times) < 0:
             times = None  # -1: forever
         fault = Fault(kind=kind, api=api, trade_date=_normalize_date(trade_date),
                       times=None if times is None else int(times),
-                      delay=DEFAULT_TIMEOUT_DELAY_S if delay is None else float(delay))
+                      delay=DEFAULT_TIMEOUT_DELAY_S if delay is None else float(delay),
+                      codes=tuple(str(c).strip().upper() for c in codes))
+        if kind == "drop" and not fault.codes:
+            raise ValueError("a `drop` fault names the ts_codes to leave out (codes)")
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -316,6 +322,9 @@ class SampleTushareServer:
         table = rows.table
         if fault is not None and fault.kind == "empty":
             table = {f: table[f][:0] for f in rows.fields}
+        elif fault is not None and fault.kind == "drop" and "ts_code" in table:
+            keep = ~np.isin(table["ts_code"], list(fault.codes))
+            table = {f: v[keep] for f, v in table.items()}
         outcome = f"fault:{fault.kind}" if fault is not None else "ok"
         return outcome, Answer(200, page(rows.fields, table, limit), delay=delay)
 

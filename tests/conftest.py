@@ -71,12 +71,13 @@ def db(stack: LocalStack, app_module: Any):
     database = app_module.get_db()
     with database.transaction() as cur:
         cur.execute("TRUNCATE sync_jobs, sync_job_days, sync_job_events, daily_bars, synced_dates, "
-                    "trade_calendar, job_notices, live_connections, live_tickets")
+                    "trade_calendar, job_notices, live_connections, live_tickets, "
+                    "sync_job_day_datasets, adj_factor, daily_basic, suspend_d, stock_basic, "
+                    "source_refreshes, tushare_quota")
     sqs = stack.sqs_client()
     for url in (stack.env["SQS_QUEUE_URL"], stack.dlq_url):
         sqs.purge_queue(QueueUrl=url)
-    stack.tushare.clear_faults()
-    stack.tushare.reset_stats()
+    stack.tushare.reset()  # no faults, no stats, its own settings and clock, empty quota windows
     if stack.webhooks is not None:
         stack.webhooks.clear()
     return database
@@ -310,7 +311,7 @@ def configure(app_module: Any):
 
     def apply(**fields: Any) -> Any:
         settings = dataclasses.replace(app_module.get_settings(), **fields)
-        for derived in ("auth", "cors", "jobs", "worker", "dates", "sweeper", "notices", "live",
+        for derived in ("auth", "cors", "jobs", "worker", "source", "audit", "dates", "sweeper", "notices", "live",
                         "job_events"):
             app_module._clients.pop(derived, None)
         app_module._clients["settings"] = settings

@@ -109,7 +109,7 @@ def test_three_deliveries_of_every_day_by_two_workers_equal_one(app_module, db, 
     assert (after["success"], after["failed"], after["skipped"], after["rows"]) == \
         (final["success"], final["failed"], final["skipped"], final["rows"]) == (4, 0, 8, after["rows"])
     assert after["rows"] == scalar(db, "SELECT count(*) FROM daily_bars")
-    assert scalar(db, "SELECT count(*) FROM synced_dates") == 4
+    assert scalar(db, "SELECT count(*) FROM synced_dates WHERE dataset = 'daily'") == 4
     check_rows(db, stack, source, ledger, TRADING)
 
 

@@ -195,7 +195,7 @@ def test_a_sync_started_from_the_page_reaches_100_percent(tab, workers, db):
     expect(page.locator("#percent")).to_have_text("100%", timeout=SLOW)
     expect(page.locator("#summary")).to_have_text(re.compile(r"^批量同步完成: 成功4, 失败0, 跳过8 共写入 [\d,]+ 行，用时 [\d.]+ 秒。$"))
     expect(page.locator("#job-status")).to_have_text("已完成")
-    rows = scalar(db, "SELECT sum(rows) FROM synced_dates")
+    rows = scalar(db, "SELECT sum(rows) FROM synced_dates WHERE dataset = 'daily'")
     assert rows > 16000
     expect(page.locator("#stat-rows")).to_have_text(f"{rows:,}")
     expect(page.locator("#stat-success")).to_have_text("4")
@@ -214,7 +214,7 @@ def test_a_sync_started_from_the_page_reaches_100_percent(tab, workers, db):
 
     # The calendar updated: synced days with their row counts, the holiday as non-trading;
     # each day's name says what its button shows (the number, the row count).
-    synced = {r["trade_date"].isoformat(): r["rows"] for r in fetch_all(db, "SELECT * FROM synced_dates")}
+    synced = {r["trade_date"].isoformat(): r["rows"] for r in fetch_all(db, "SELECT * FROM synced_dates WHERE dataset = 'daily'")}
     assert sorted(synced) == ["2025-09-29", "2025-09-30", "2025-10-09", "2025-10-10"]
     for day, count in synced.items():
         cell = tab.day(day)

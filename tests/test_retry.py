@@ -69,7 +69,7 @@ def test_retry_reopens_only_the_failed_days_with_fresh_attempts_and_keeps_the_hi
     assert final["message"] == "批量同步完成: 成功4, 失败0, 跳过8"
     day = day_rows(db, task_id)["2025-10-09"]
     assert (day["status"], day["attempts"], day["past_errors"]) == ("success", 1, [failed["error"]])
-    assert scalar(db, "SELECT rows FROM synced_dates WHERE trade_date = '2025-10-09'") == day["rows_written"] > 4000
+    assert scalar(db, "SELECT rows FROM synced_dates WHERE dataset = 'daily' AND trade_date = '2025-10-09'") == day["rows_written"] > 4000
     events = api.events(task_id).json_body["data"]
     assert [(e["kind"], e["actor"]) for e in events] == [
         ("created", LOCAL_TOKEN_NAME), ("completed", None), ("retried", LOCAL_TOKEN_NAME), ("completed", None)]

@@ -25,7 +25,7 @@ def day_rows(db, task_id):
 def snapshot(db):
     return (scalar(db, "SELECT count(*) FROM daily_bars"),
             scalar(db, "SELECT md5(string_agg(b::text, ',' ORDER BY ts_code, trade_date)) FROM daily_bars b"),
-            fetch_all(db, "SELECT trade_date::text, rows FROM synced_dates ORDER BY 1"))
+            fetch_all(db, "SELECT dataset, trade_date::text, rows FROM synced_dates ORDER BY 1, 2"))
 
 
 def test_range_spanning_a_holiday_completes_with_correct_counts(api, db, workers, stack):
@@ -51,7 +51,7 @@ def test_range_spanning_a_holiday_completes_with_correct_counts(api, db, workers
 def test_second_identical_job_skips_every_day(api, db, workers):
     workers.run_until_settled(start(api))
     before = snapshot(db)
-    calls_before = scalar(db, "SELECT count(*) FROM synced_dates")
+    calls_before = scalar(db, "SELECT count(*) FROM synced_dates WHERE dataset = 'daily'")
     again = workers.run_until_settled(start(api))
     assert (again["success"], again["failed"], again["skipped"], again["rows"]) == (0, 0, 12, 0)
     reasons = {d["day"]: d["skip_reason"] for d in day_rows(db, again["task_id"])}
@@ -109,7 +109,7 @@ def test_day_fails_after_bounded_attempts_keeping_the_error(api, db, workers, st
     assert failed[0]["attempts"] == 3  # MAX_ATTEMPTS in the tests' settings
     assert "no daily rows" in failed[0]["error"] and "after 3 attempts" in failed[0]["error"]
     assert scalar(db, "SELECT count(*) FROM daily_bars WHERE trade_date = '2025-10-09'") == 0
-    assert scalar(db, "SELECT count(*) FROM synced_dates WHERE trade_date = '2025-10-09'") == 0
+    assert scalar(db, "SELECT count(*) FROM synced_dates WHERE dataset = 'daily' AND trade_date = '2025-10-09'") == 0
 
 
 def test_trading_day_with_empty_answer_is_not_a_success(api, db, workers, stack):
