@@ -21,7 +21,8 @@ from devstack.stack import LocalStack, StackOptions
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = "/api/v1/sync-status/sync/batch"
 TABLES = ("sync_jobs, sync_job_days, sync_job_events, daily_bars, synced_dates, trade_calendar, "
-          "job_notices, live_connections, live_tickets")
+          "job_notices, live_connections, live_tickets, sync_job_day_datasets, adj_factor, "
+          "daily_basic, suspend_d, stock_basic, source_refreshes, tushare_quota")
 
 # A day the sample market trades, with ~5,300 listed symbols.
 SAMPLE_DAY = date(2025, 10, 9)

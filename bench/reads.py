@@ -36,10 +36,12 @@ from bench.common import BATCH, ROOT, auth, median, percentile, reset
 from bench.e2e import DAYS, END, start_workers
 
 # The read queries before issue 11 (the tests' references too): each aggregated or sorted
-# every job's days.
+# every job's days. Issue 12's columns (datasets and kind; each date's datasets) are added
+# in their plainest form, so a reference still computes what the fast query must.
 RECENT_JOBS_BEFORE = """
 SELECT j.task_id, j.status, j.start_date, j.end_date, j.force, j.message,
        j.created_at, j.finished_at, j.created_by, j.cancelled_by, j.paused_at, j.retries,
+       j.datasets, j.kind,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', e.kind, 'actor', e.actor, 'at', e.at,
                                                      'detail', e.detail) ORDER BY e.id), '[]'::jsonb)
         FROM sync_job_events e WHERE e.task_id = j.task_id) AS events,
@@ -63,9 +65,15 @@ WITH latest AS (
     ORDER BY d.day, j.created_at DESC, d.task_id DESC
 )
 SELECT g.day::date AS day, s.rows AS synced_rows, s.synced_at, c.is_open,
-       l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written
+       l.task_id, l.status AS job_status, l.skip_reason, l.error, l.rows_written,
+       (SELECT jsonb_object_agg(x.dataset, jsonb_build_array(x.rows, x.expected_rows))
+        FROM synced_dates x WHERE x.trade_date = g.day::date) AS synced,
+       (SELECT jsonb_object_agg(y.dataset, jsonb_build_object(
+                   'status', y.status, 'skip_reason', y.skip_reason, 'rows', y.rows_written,
+                   'expected', y.expected_rows, 'error', y.error))
+        FROM sync_job_day_datasets y WHERE y.task_id = l.task_id AND y.day = g.day::date) AS job_datasets
 FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
-LEFT JOIN synced_dates s ON s.trade_date = g.day::date
+LEFT JOIN synced_dates s ON s.dataset = 'daily' AND s.trade_date = g.day::date
 LEFT JOIN trade_calendar c ON c.exchange = %(exchange)s AND c.cal_date = g.day::date
 LEFT JOIN latest l ON l.day = g.day::date
 ORDER BY g.day

@@ -68,7 +68,7 @@ class DatesReport:
     counts: dict[str, int] = field(default_factory=dict)
     dates: list[DateState] = field(default_factory=list)
     short_days: int = 0  # dates with a short dataset (DateState.short)
-    datasets: tuple[str, ...] = tuple(DATASETS)  # the names DateState.datasets may hold
+    datasets: list[str] = field(default_factory=lambda: list(DATASETS))  # names DateState.datasets may hold
 
     def as_json(self) -> dict[str, Any]:
         # Every field of a DateState is a str, bool, int or None (or a small dict of
@@ -159,8 +159,7 @@ class DateStates:
             # the pool's RealDictRows would cost more than the query itself.
             with cur.connection.cursor(cursor_factory=psycopg2.extensions.cursor) as plain:
                 plain.execute(query("date_states"), {"start": dates.start, "end": dates.end,
-                                                     "exchange": EXCHANGE,
-                                                     "datasets": list(DATASETS)})
+                                                     "exchange": EXCHANGE})
                 names = [column.name for column in plain.description]
                 rows = plain.fetchall()
         return [state_of(dict(zip(names, row))) for row in rows]

@@ -468,7 +468,8 @@ SELECT g.day::date AS day, s.rows AS synced_rows, s.synced_at, c.is_open,
        -- Per dataset: what is stored ([rows, expected]) and the newest job's row for the date.
        (SELECT jsonb_object_agg(x.dataset, jsonb_build_array(x.rows, x.expected_rows))
         FROM synced_dates x
-        WHERE x.dataset = ANY(%(datasets)s::text[]) AND x.trade_date = g.day::date) AS synced,
+        WHERE x.dataset IN ('daily', 'adj_factor', 'daily_basic', 'suspend_d')  -- a key probe each
+          AND x.trade_date = g.day::date) AS synced,
        (SELECT jsonb_object_agg(y.dataset, jsonb_build_object(
                    'status', y.status, 'skip_reason', y.skip_reason, 'rows', y.rows_written,
                    'expected', y.expected_rows, 'error', y.error))
