@@ -108,7 +108,13 @@ class Listings:
                                                             "max_age_s": limit})
                 claimed = cur.fetchone() is not None
             if claimed or time.monotonic() > deadline:
-                self.refresh()
+                try:
+                    self.refresh()
+                except BaseException:
+                    if claimed:  # let the next delivery try at once, not after the claim lapses
+                        with self._db.transaction() as cur:
+                            cur.execute(query("release_source_claim"), {"name": LISTINGS})
+                    raise
                 return True
             time.sleep(0.25)
 

@@ -959,6 +959,10 @@ INSERT INTO source_refreshes (name, refreshed_at, rows) VALUES (%(name)s, now(),
 ON CONFLICT (name) DO UPDATE
 SET refreshed_at = EXCLUDED.refreshed_at, rows = EXCLUDED.rows, claimed_until = NULL
 
+-- release_source_claim --
+-- A fetch of a reference table that failed: the claim goes, so another worker may try at once.
+UPDATE source_refreshes SET claimed_until = NULL WHERE name = %(name)s
+
 -- claim_source_refresh --
 -- Claim the fetch of a stale reference table for a while; nothing when it is fresh or another worker holds the claim.
 INSERT INTO source_refreshes (name, refreshed_at, rows, claimed_until)

@@ -19,8 +19,9 @@ import hashlib
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from chalicelib.db import Database, query
 from chalicelib.errors import ConfigError
@@ -33,6 +34,21 @@ DEFAULT_QUOTA_PER_MINUTE: dict[str, int] = {
     "daily": 500, "adj_factor": 500, "daily_basic": 200, "suspend_d": 200,
     "stock_basic": 50, "trade_cal": 200, "*": 200,
 }
+
+
+_waits = threading.local()
+
+
+@contextmanager
+def wait_no_later_than(deadline: float) -> Iterator[None]:
+    """Within this block (this thread), no quota wait goes past `deadline` (time.monotonic()):
+    a worker holding a day's lease must not wait for the quota beyond it."""
+    saved = getattr(_waits, "deadline", None)
+    _waits.deadline = deadline if saved is None else min(saved, deadline)
+    try:
+        yield
+    finally:
+        _waits.deadline = saved
 
 
 class QuotaExhausted(Exception):
@@ -102,6 +118,9 @@ class TushareQuota:
         budget = self._policy.max_wait_s if max_wait_s is None else max_wait_s
         self._ensure_slots(api, limit)
         deadline = self._clock() + budget
+        outer = getattr(_waits, "deadline", None)
+        if outer is not None:
+            deadline = min(deadline, outer)
         params = {"token_fp": self._fp, "api": api, "limit": limit,
                   "window_s": self._policy.window_s + self._policy.margin_s}
         while True:

@@ -36,7 +36,7 @@ from chalicelib.db import Database, query
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.jobs import complete_job_if_done
 from chalicelib.queue import DayMessage, DayQueue, MalformedMessage, QueueError, parse_day_message, preview
-from chalicelib.quota import QuotaExhausted
+from chalicelib.quota import QuotaExhausted, wait_no_later_than
 from chalicelib.source import (PermanentSourceError, RateLimited, SourceError, TransientSourceError,
                                TushareSource)
 from chalicelib.store import TABLES, write_rows
@@ -189,7 +189,10 @@ class DayWorker:
         if isinstance(claim, DayResult):
             return claim
         try:
-            return self._work(message, claim)
+            # Waiting for the shared quota must leave the lease time to write: past half of
+            # it the day goes back to the queue instead (no other delivery can claim it early).
+            with wait_no_later_than(time.monotonic() + self._lease_s / 2):
+                return self._work(message, claim)
         except ServiceUnavailable as exc:
             if exc.code != "database_unavailable":
                 raise
