@@ -186,7 +186,8 @@ class Audit:
                     report.recheck_stopped = "time"
                     return
                 try:
-                    frame = self._source.day_rows(name, date.fromisoformat(day["date"]),
+                    when = date.fromisoformat(day["date"])
+                    frame = self._source.day_rows(name, when, codes=lambda: self._listed(when),
                                                   expected=entry["stored"] or None,
                                                   quota_wait_s=RECHECK_WAIT_S)
                 except QuotaExhausted:
@@ -199,6 +200,11 @@ class Audit:
                 entry["source_rows"] = len(frame)
                 if len(frame) != entry["stored"]:
                     entry["state"] = "mismatch"
+
+    def _listed(self, day: date) -> list[str]:
+        with self._db.transaction() as cur:
+            cur.execute(query("listed_codes"), {"day": day})
+            return [row["ts_code"] for row in cur.fetchall()]
 
     def _trading_days(self, start: date, end: date) -> list[date]:
         with self._db.transaction() as cur:

@@ -142,7 +142,7 @@ class TushareSource:
     def _pages(self, spec: DatasetSpec, params: dict[str, Any], page_size: int,
                expected: int | None, wait_s: float | None = None) -> pd.DataFrame:
         pages: list[pd.DataFrame] = []
-        seen: set[tuple[Any, ...]] = set()
+        first_key: tuple[Any, ...] | None = None
         first = 0
         offset = 0
         while True:
@@ -151,11 +151,11 @@ class TushareSource:
             count = len(page)
             if count == 0:
                 break
-            keys = _keys(page, spec.key)
-            if offset and keys & seen:
-                raise PagingIgnored(first)
+            key = _first_key(page, spec.key)
+            if offset and key is not None and key == first_key:
+                raise PagingIgnored(first)  # the first rows again: `offset` did nothing
             pages.append(page)
-            seen |= keys
+            first_key = first_key or key
             offset += count
             first = first or count
             if count >= page_size:
@@ -249,7 +249,7 @@ class TushareSource:
                 for c, o in zip(frame["cal_date"], frame["is_open"])}
 
 
-def _keys(page: pd.DataFrame, key: tuple[str, ...]) -> set[tuple[Any, ...]]:
+def _first_key(page: pd.DataFrame, key: tuple[str, ...]) -> tuple[Any, ...] | None:
     if any(k not in page.columns for k in key):
-        return set()
-    return set(zip(*(page[k].tolist() for k in key)))
+        return None
+    return tuple(page[k].iloc[0] for k in key)
