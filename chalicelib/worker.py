@@ -122,7 +122,7 @@ class DayWorker:
                  queue: DayQueue, policy: RetryPolicy, clock: Callable[[], float] = time.time,
                  lease_s: float = DEFAULT_LEASE_S, publish_time: str = "17:00",
                  completeness: CompletenessPolicy = CompletenessPolicy(),
-                 listings: Listings | None = None):
+                 listings: Listings | None = None, now: Callable[[], float] = time.time):
         self._db = db
         self._source = source
         self._calendar = calendar
@@ -131,6 +131,7 @@ class DayWorker:
         self._clock = clock
         self._lease_s = lease_s
         self._publish_time = publish_time
+        self._now = now  # what time it is in Shanghai decides what is published (`clock` paces retries)
         self._completeness = completeness
         self._listings = listings or Listings(db, source, completeness)
 
@@ -244,7 +245,7 @@ class DayWorker:
             return self._fail_job(message, str(exc))
         except SourceError as exc:
             return self._retry_or_fail(message, lease, {"trade_cal": exc})
-        if message.day > published_through(datetime.fromtimestamp(self._clock(), timezone.utc),
+        if message.day > published_through(datetime.fromtimestamp(self._now(), timezone.utc),
                                            self._publish_time):
             # Not fetched, not failed, never marked synced: a later job syncs it.
             return self._skip_day(message, "not_published_yet")

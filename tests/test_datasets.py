@@ -161,7 +161,7 @@ def test_today_before_the_publish_time_is_skipped_not_published_yet_and_synced_b
     morning = datetime(day.year, day.month, day.day, 10, 0, tzinfo=MARKET_TZ)
     stack.tushare.set_now(morning)  # tushare has nothing for the day yet either
     worker = app_module.get_worker()
-    monkeypatch.setattr(worker, "_clock", lambda: morning.timestamp())
+    monkeypatch.setattr(worker, "_now", lambda: morning.timestamp())
     body = {"start_date": day.isoformat(), "end_date": day.isoformat(), "datasets": ["daily", "adj_factor"]}
     final = workers.run_until_settled(start(api, body))
     assert (final["skipped"], final["failed"]) == (1, 0)
@@ -174,7 +174,7 @@ def test_today_before_the_publish_time_is_skipped_not_published_yet_and_synced_b
     # After the publish time the next job syncs it (nothing marked it synced).
     evening = morning + timedelta(hours=8)
     stack.tushare.set_now(evening)
-    monkeypatch.setattr(worker, "_clock", lambda: evening.timestamp())
+    monkeypatch.setattr(worker, "_now", lambda: evening.timestamp())
     later = workers.run_until_settled(start(api, body))
     assert (later["success"], later["skipped"]) == (1, 0)
     assert scalar(db, "SELECT count(*) FROM daily_bars WHERE trade_date = %(d)s", {"d": day}) > 4000
