@@ -158,3 +158,28 @@ def test_adjusted_prices_match_hand_computed_values_across_the_10_for_10_split(a
     bar = fetch_all(db, "SELECT pct_chg, vol FROM daily_bars WHERE ts_code = '002615.SZ' "
                         "AND trade_date = '2025-06-10'")[0]
     assert (hfq["2025-06-10"]["pct_chg"], hfq["2025-06-10"]["vol"]) == (bar["pct_chg"], bar["vol"])
+
+
+def test_the_matrix_and_the_fuzz_reach_the_audit_routes_with_their_roles(app_module, db, stack):
+    import requests
+
+    from chalicelib import openapi
+    from chalicelib.api import access_of
+    from chalicelib.auth import OPERATOR, READER
+    from tests.conftest import READER_TOKEN, bearer
+    routes = app_module.app.routes
+    assert access_of(routes[AUDIT]["GET"].view_function) == READER
+    assert access_of(routes[FILL]["POST"].view_function) == OPERATOR
+    paths = openapi.describe(routes)["paths"]
+    assert paths[AUDIT]["get"]["x-stocksync-access"] == READER
+    assert paths[FILL]["post"]["x-stocksync-access"] == OPERATOR
+    assert "undocumented" not in (paths[AUDIT]["get"]["summary"], paths[FILL]["post"]["summary"])
+    # On the running API: no token 401, a reader may audit but not fill (403), nothing written.
+    url = stack.api_url
+    assert requests.get(f"{url}{AUDIT}?start=2025-10-09&end=2025-10-10", timeout=30).status_code == 401
+    assert requests.get(f"{url}{AUDIT}?start=2025-10-09&end=2025-10-10", timeout=30,
+                        headers=bearer(READER_TOKEN)).status_code == 200
+    refused = requests.post(f"{url}{FILL}", json={"start": "2025-10-09", "end": "2025-10-10"},
+                            headers=bearer(READER_TOKEN), timeout=30)
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert scalar(db, "SELECT count(*) FROM sync_jobs") == 0

@@ -196,3 +196,27 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place(stack, db, app_module, worker
     shown = b"".join(chunks).decode("utf-8")
     assert "\r\x1b[K[" in shown and "100.0% 12/12" in shown
     assert shown.count("\n") <= 6  # the bar on one line, then the summary
+
+
+def test_start_with_datasets_then_audit_finds_a_planted_gap_and_fill_watch_repairs_it(cli, workers, db):
+    started = cli("start", "2025-10-09", "2025-10-10", "--datasets", "daily,adj_factor", "--watch", "--lang", "en")
+    assert started.code == 0, started
+    assert "dataset daily: 2 ok, 0 failed, 0 skipped" in started.out
+    assert "dataset adj_factor: 2 ok" in started.out
+    clean = cli("audit", "2025-10-09", "2025-10-10", "--datasets", "daily,adj_factor", "--lang", "en")
+    assert clean.code == 0 and "complete" in clean.out, clean
+    with db.transaction() as cur:
+        cur.execute("DELETE FROM adj_factor WHERE trade_date = '2025-10-10'")
+    gaps = cli("audit", "2025-10-09", "2025-10-10", "--datasets", "daily,adj_factor", "--json")
+    assert gaps.code == 1, gaps  # gaps found
+    assert [(f["date"], f["dataset"], f["state"]) for f in gaps.json()["faulty"]] == [
+        ("2025-10-10", "adj_factor", "missing")]
+    said = cli("audit", "2025-10-09", "2025-10-10", "--datasets", "daily,adj_factor")
+    assert "缺失" in said.out and "stocksync fill 2025-10-09 2025-10-10 --datasets daily,adj_factor" in said.out
+    filled = cli("fill", "2025-10-09", "2025-10-10", "--datasets", "daily,adj_factor", "--watch")
+    assert filled.code == 0, filled
+    assert scalar(db, "SELECT count(*) FROM adj_factor WHERE trade_date = '2025-10-10'") > 4000
+    nothing = cli("fill", "2025-10-09", "2025-10-10", "--datasets", "daily,adj_factor", "--lang", "en")
+    assert nothing.code == 3 and "nothing to fill" in nothing.err, nothing
+    unknown = cli("start", "2025-10-09", "2025-10-10", "--datasets", "daily,nope", "--lang", "en")
+    assert unknown.code == 3 and "Unknown dataset: nope" in unknown.err, unknown

@@ -25,6 +25,7 @@ DATA_DIR_ENV = "STOCKSYNC_DATA_DIR"
 LOCAL_TOKEN_FILE = Path(".stocksync") / "api-token"
 PREFIX = "api/v1/sync-status/"
 BATCH = "sync/batch"
+AUDIT = "audit"
 
 
 class ApiError(Exception):
@@ -86,12 +87,13 @@ class Api:
     timeout_s: float = 30.0
     headers: dict[str, str] = field(default_factory=dict)
 
-    def url(self, path: str) -> str:
+    def url(self, path: str, params: dict[str, str] | None = None) -> str:
         base = self.base_url.rstrip("/") + "/"
-        query = urllib.parse.urlencode({"lang": self.lang})
+        query = urllib.parse.urlencode({**(params or {}), "lang": self.lang})
         return f"{base}{PREFIX}{path}?{query}"
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None,
+             params: dict[str, str] | None = None) -> Any:
         """The answer's `data`; raises Refused or Unreachable."""
         headers = {"Accept": "application/json", "User-Agent": "stocksync-cli", **self.headers}
         if self.token:
@@ -100,7 +102,8 @@ class Api:
         if method != "GET":
             data = b"" if body is None else json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(self.url(path), data=data, method=method, headers=headers)
+        request = urllib.request.Request(self.url(path, params), data=data, method=method,
+                                         headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:
                 status, raw = answer.status, answer.read()
@@ -130,6 +133,12 @@ class Api:
 
     def events(self, task_id: str) -> list[dict[str, Any]]:
         return self.call("GET", f"{BATCH}/events/{_quoted(task_id)}")
+
+    def audit(self, params: dict[str, str]) -> dict[str, Any]:
+        return self.call("GET", AUDIT, params=params)
+
+    def fill(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.call("POST", AUDIT + "/fill", body)
 
 
 def _quoted(task_id: str) -> str:

@@ -100,6 +100,10 @@ class BodyOption:
 START_OPTIONS: list[BodyOption] = [
     BodyOption(("--force",), "force", {"action": "store_true",
                                        "help": "fetch dates already synced again (a forced re-sync)"}),
+    BodyOption(("--datasets",), "datasets",
+               {"metavar": "A,B", "help": "comma-separated datasets to sync: daily, adj_factor, "
+                                          "daily_basic, suspend_d (default daily)"},
+               lambda text: [name.strip() for name in text.split(",") if name.strip()]),
 ]
 
 

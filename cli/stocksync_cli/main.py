@@ -19,11 +19,11 @@ from stocksync_cli.commands import COMMANDS, Context, Exit, UsageError
 from stocksync_cli.render import Words
 
 # Modules whose @command functions join the built-in ones (issue 12: audit, fill).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["stocksync_cli.audit"]
 LANG_ENV = "STOCKSYNC_LANG"
 
 EPILOG = """exit status: 0 done (a watched job completed with no failed day), 1 the watched job
-completed with failed days, 2 usage (or no job to act on), 3 the API refused (4xx), 4 the API
+completed with failed days (audit: gaps found), 2 usage (or no job to act on), 3 the API refused (4xx), 4 the API
 is unreachable or failed (5xx), 5 the watch timed out, 6 the watched job was cancelled.
 
 The token: STOCKSYNC_API_TOKEN, else --token-file, else $STOCKSYNC_DATA_DIR/api-token, else the
@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(module)
     parser = argparse.ArgumentParser(
         prog="stocksync", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Start, watch, pause, resume, retry and cancel stocksync batch syncs.")
+        description="Start, watch, pause, resume, retry and cancel stocksync batch syncs; "
+                    "audit what is stored and fill the gaps.")
     parser.add_argument("--version", action="version", version=f"stocksync {__version__}")
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -30,7 +30,8 @@ WORDS: dict[str, dict[str, str]] = {
         "ev_created": "创建", "ev_paused": "暂停", "ev_resumed": "恢复", "ev_cancelled": "取消",
         "ev_retried": "重试", "ev_completed": "完成", "ev_system": "系统",
         "day_pending": "排队中", "day_running": "同步中", "day_success": "成功", "day_failed": "失败",
-        "day_skipped": "跳过", "sep": "，",
+        "day_skipped": "跳过", "sep": "，", "not_published_yet": "数据尚未发布",
+        "datasets_line": "数据集 {name}：成功 {success}，失败 {failed}，跳过 {skipped}，{rows} 行",
     },
     "en": {
         "running": "running", "paused": "paused", "completed": "completed", "cancelled": "cancelled",
@@ -54,7 +55,8 @@ WORDS: dict[str, dict[str, str]] = {
         "ev_created": "created", "ev_paused": "paused", "ev_resumed": "resumed", "ev_cancelled": "cancelled",
         "ev_retried": "retried", "ev_completed": "completed", "ev_system": "system",
         "day_pending": "queued", "day_running": "syncing", "day_success": "ok", "day_failed": "failed",
-        "day_skipped": "skipped", "sep": ", ",
+        "day_skipped": "skipped", "sep": ", ", "not_published_yet": "not published yet",
+        "datasets_line": "dataset {name}: {success} ok, {failed} failed, {skipped} skipped, {rows} rows",
     },
 }
 
@@ -111,6 +113,11 @@ def summary_lines(p: dict[str, Any], w: Words) -> list[str]:
     reasons = {k: v for k, v in (p.get("skipped_by_reason") or {}).items() if v}
     if reasons:
         lines.append(w("skips", reasons=w("sep").join(f"{w.reason(k)} {v}" for k, v in reasons.items())))
+    datasets = p.get("datasets") or {}
+    if len(datasets) > 1 or any(c.get("failed") for c in datasets.values()):
+        for name, c in datasets.items():
+            lines.append(w("datasets_line", name=name, success=c["success"], failed=c["failed"],
+                           skipped=c["skipped"], rows=f"{c['rows']:,}"))
     if all_already_synced(p):
         lines.append(w("force_hint"))
     if p["failed"]:
@@ -165,6 +172,11 @@ def days_table(days: list[dict[str, Any]], w: Words) -> str:
         detail = [w.reason(d["skip_reason"]) if d.get("skip_reason") else "", d.get("error") or ""]
         if d.get("past_errors"):
             detail.append(w("earlier") + " | ".join(d["past_errors"]))
+        sets = d.get("datasets") or []
+        if len(sets) > 1 or any(x["status"] == "failed" for x in sets):
+            detail.append(" ".join(f"{x['dataset']}:{w('day_' + x['status'])}"
+                                   + (f"({x['rows_written']:,})" if x.get("rows_written") else "")
+                                   for x in sets))
         rows.append([d["day"], w("day_" + d["status"]), str(d["attempts"]),
                      f"{d['rows_written']:,}" if d.get("rows_written") else "—",
                      " · ".join(x for x in detail if x)])
