@@ -1170,3 +1170,81 @@ def test_when_the_websocket_closes_the_page_polls_until_pushes_come_back(tab, st
     assert len(tab.api_calls("/batch/progress/")) == polls
     assert len(tab.api_calls("/live/ticket")) == 2
     assert_no_serious_axe(page, "pushes back after a fallback")
+
+
+# --- datasets, short days and filling gaps (issue 12) ----------------------------------------
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_the_keyboard_alone_picks_datasets_sees_a_short_day_and_fills_the_gaps(
+        new_tab, stack, app_module, db, viewport):
+    """Datasets chosen with the keyboard, a short day marked on the calendar with each dataset
+    in its details, the fill started from the keyboard and said once; axe-core at each step."""
+    tab = new_tab(viewport)
+    page = tab.open()
+    size = f"{viewport['width']}x{viewport['height']}"
+    from chalicelib.source import make_client
+    served = make_client(stack.env["TUSHARE_TOKEN"], stack.env["TUSHARE_API_URL"], 10).query(
+        "daily", trade_date="20251010")
+    codes = sorted(served["ts_code"])[:2]  # two stocks that traded that day
+    stack.tushare.add_fault("drop", api="daily", trade_date="20251010", times=None, codes=codes)
+    tab.set_range("2025-10-09", "2025-10-10")
+    expect(page.locator("#ds-daily")).to_be_checked()  # the seed's dataset by default
+    tab_until(page, "el.id === 'ds-adj_factor'")
+    page.keyboard.press("Space")
+    expect(page.locator("#ds-adj_factor")).to_be_checked()
+    tab_until(page, "el.id === 'start-button'")
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
+    loop.start()
+    try:
+        page.keyboard.press("Enter")
+        expect(page.locator("#job-status")).to_have_text("已完成（有失败）", timeout=SLOW)
+        body = next(json.loads(r.post_data) for r in tab.sent
+                    if r.method == "POST" and re.search(r"/sync/batch(\?|$)", r.url))
+        assert body["datasets"] == ["daily", "adj_factor"]
+        # 10-10's daily came back two rows short every time: failed, and marked short.
+        short = tab.day("2025-10-10")
+        expect(short).to_have_class(re.compile(r"\bshort\b"))
+        expect(short).to_have_attribute("aria-label", re.compile("行数不足：daily"))
+        short.focus()
+        page.keyboard.press("Enter")
+        details = page.locator("#day-detail .detail-datasets li")
+        expect(details).to_have_count(3)  # and the suspensions the count was checked with
+        expect(details.filter(has_text="daily")).to_contain_text(re.compile(r"行数不足 · [\d,]+ / [\d,]+ 行"))
+        expect(details.filter(has_text="adj_factor")).to_contain_text("已同步")
+        expect(details.filter(has_text="suspend_d")).to_contain_text("已同步")
+        expect(page.locator("#calendar-summary")).to_contain_text("行数不足 1 天")
+        assert_no_serious_axe(page, f"a short day and its datasets, {size}")
+        tab.shot(f"page-short-day-{size}.png")
+
+        stack.tushare.clear_faults()
+        record_announcements(page)
+        tab_until(page, "el.id === 'fill-gaps'")
+        page.keyboard.press("Enter")
+        expect(page.locator("#fill-result")).to_have_text(
+            "补全任务已启动：2025-10-09 至 2025-10-10 的 1 天中共 1 处缺口")
+        expect(page.locator("#job-status")).to_have_text("已完成", timeout=SLOW)
+    finally:
+        loop.stop()
+    expect(tab.day("2025-10-10")).not_to_have_class(re.compile(r"\bshort\b"))
+    expect(tab.day("2025-10-10")).to_have_attribute("data-state", "synced")
+    assert focused(page)["id"] == "fill-gaps"  # the focus stayed where the keyboard left it
+    said = [s["text"] for s in announcements(page)]
+    assert said.count("补全任务已启动：2025-10-09 至 2025-10-10 的 1 天中共 1 处缺口") == 1, said
+    assert_no_serious_axe(page, f"after the fill, {size}")
+    page.keyboard.press("Enter")  # nothing left to fill: said so
+    expect(page.locator("#fill-result")).to_have_text("2025-10-09 至 2025-10-10 未发现缺口，无需补全")
+    assert_fits_the_screen(page)
+    page.get_by_role("button", name="Switch to English").click()
+    expect(page.get_by_role("button", name="Fill gaps")).to_be_visible()
+    expect(page.get_by_role("group", name="Datasets")).to_be_visible()
+    assert_no_serious_axe(page, f"datasets and fill in English, {size}")
+
+
+def test_no_dataset_chosen_is_refused_in_the_forms_words(tab, db):
+    page = tab.open()
+    tab.set_range("2025-10-09", "2025-10-10")
+    page.locator("#ds-daily").uncheck()
+    page.get_by_role("button", name="开始同步").click()
+    expect(page.locator("#form-error")).to_have_text("请至少选择一个数据集")
+    expect(page.locator("#ds-daily")).to_be_focused()
+    assert scalar(db, "SELECT count(*) FROM sync_jobs") == 0

@@ -5,7 +5,7 @@
 import { announce } from './announcer.js';
 import { emit } from './bus.js';
 import { $, h, keepingFocus, revealIfHidden, show } from './dom.js';
-import { fmtTime, t } from './i18n.js';
+import { fmtInt, fmtTime, reasonText, t } from './i18n.js';
 
 let selectedDate = null;
 let shownKey = null;
@@ -44,18 +44,32 @@ function text(day) {
     + (day.synced_at ? ' · ' + t('tip_synced_at', { time: fmtTime(day.synced_at) }) : '');
 }
 
+/** Each dataset's state on the date: synced (rows), short (rows of the expected), failed, skipped. */
+function datasetLines(day) {
+  return Object.entries(day.datasets || {}).map(([name, d]) => {
+    const counts = d.expected !== null && d.expected !== undefined && d.rows !== null && d.rows !== undefined
+      ? t('ds_counts', { rows: fmtInt(d.rows), expected: fmtInt(d.expected) })
+      : (d.rows ? t('tip_rows', { rows: fmtInt(d.rows) }) : '');
+    const why = d.skip_reason ? reasonText(d.skip_reason) : (d.state === 'failed' && d.error ? d.error : '');
+    return [name + ': ' + t('ds_state_' + d.state), counts, why].filter(Boolean).join(' · ');
+  });
+}
+
 export function render() {
   const box = $('day-detail');
   const day = selectedDate && hooks.dayInfo(selectedDate);
   if (!day) { show(box, false); shownKey = null; return; }
   const words = text(day);
-  const key = day.state + '|' + words + '|' + t('set_start');
+  const lines = datasetLines(day);
+  const key = day.state + '|' + words + '|' + lines.join('|') + '|' + t('set_start');
   if (key !== shownKey) {
     shownKey = key;
     const use = (field) => () => emit('use-date', { field, date: day.date });
     keepingFocus(box, () => box.replaceChildren(
       h('span', { class: 'swatch s-' + day.state, 'aria-hidden': 'true' }),
       h('span', { class: 'detail-text', text: words }),
+      lines.length ? h('ul', { class: 'detail-datasets', 'aria-label': t('datasets_label') },
+        lines.map((line) => h('li', { text: line }))) : null,
       h('span', { class: 'detail-actions' },
         h('button', { type: 'button', class: 'ghost small', 'data-focus-key': 'set-start', onclick: use('start'), text: t('set_start') }),
         h('button', { type: 'button', class: 'ghost small', 'data-focus-key': 'set-end', onclick: use('end'), text: t('set_end') }),

@@ -21,6 +21,7 @@ export function init() {
   $('end-date').max = end;
   $('sync-form').addEventListener('submit', onSubmit);
   for (const id of ['start-date', 'end-date']) $(id).addEventListener('change', onRangeInput);
+  $('datasets').addEventListener('change', () => { if (error && (error.field === 'ds-daily' || error.key === 'v_datasets')) setError(validate(values())); });
   on('server-info', (info) => {
     const first = info.first;
     if (info.maxDays) maxDays = info.maxDays;
@@ -43,7 +44,12 @@ export function init() {
 }
 
 function values() {
-  return { start: $('start-date').value, end: $('end-date').value, force: $('force').checked };
+  return { start: $('start-date').value, end: $('end-date').value, force: $('force').checked, datasets: chosenDatasets() };
+}
+
+/** The datasets ticked in the form, in the API's order (daily, adj_factor, daily_basic, suspend_d). */
+export function chosenDatasets() {
+  return [...document.querySelectorAll('#datasets input[name="dataset"]')].filter((box) => box.checked).map((box) => box.value);
 }
 
 /** The range the form holds, in order, for the calendar to keep in view (null: none). */
@@ -73,6 +79,7 @@ function validate(v) {
   const span = daysBetween(v.start, v.end) + 1;
   if (span > maxDays) return { key: 'v_too_long', params: { max: maxDays, span }, field: 'end-date' };
   if (v.end > today()) return { key: 'v_future', params: { ...labels, end: v.end, today: today() }, field: 'end-date' };
+  if (!v.datasets.length) return { key: 'v_datasets', params: {}, field: 'ds-daily' };
   return null;
 }
 
@@ -84,7 +91,7 @@ function renderHint() { setText($('form-hint'), t('hint', { max: maxDays, today:
 
 function renderError() {
   const box = $('form-error');
-  for (const id of ['start-date', 'end-date']) setAttr($(id), 'aria-invalid', null);
+  for (const id of ['start-date', 'end-date', 'ds-daily']) setAttr($(id), 'aria-invalid', null);
   if (!error) { show(box, false); setText(box, ''); return; }
   // A checked error is worded afresh (labels follow the language).
   const text = error.text || t(error.key, refreshLabels(error));
@@ -122,6 +129,8 @@ async function onSubmit(event) {
   setText(button, t('starting'));
   const body = { start_date: v.start, end_date: v.end };
   if (v.force) body.force = true;
+  // Daily alone is the seed's request: sent as it always was.
+  if (v.datasets.join(',') !== 'daily') body.datasets = v.datasets;
   const answer = await callApi('POST', 'sync/batch', { body });
   busy = false;
   button.removeAttribute('aria-disabled');

@@ -71,7 +71,7 @@ function watch({ taskId, conflict: refused, started, focus, announced }) {
   pollError = null;
   controlError = null;
   timedOut = false;
-  if (started) announce(t('ann_started', started));
+  if (started && !announced) announce(t('ann_started', started));
   render();
   if (focus) {
     // Watching from the job history: the person goes where the progress is.
