@@ -551,6 +551,22 @@ def test_the_token_in_the_address_is_kept_for_the_session_and_sent(tab, stack, d
     assert page.evaluate("sessionStorage.getItem('stocksync.token')") == tab.token
 
 
+@pytest.mark.parametrize("path", ["/sync-status/", "/sync-status/index.html"])
+def test_the_page_at_a_folder_address_sends_the_browser_to_its_own(tab, stack, db, path):
+    """Both addresses reached the page, whose relative paths then named
+    /sync-status/sync-status/page.css and .../main.js (403s): no styles, no scripts, a dead
+    form. They now redirect to the page's address, keeping the query and the fragment."""
+    answer = requests.get(stack.api_url + path + "?lang=en&x=1&x=2", timeout=10, allow_redirects=False)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "../sync-status?lang=en&x=1&x=2"
+    page = tab.open(query="?lang=en", path=path)
+    expect(page).to_have_url(stack.api_url + "/sync-status?lang=en")  # the token's fragment is gone too
+    expect(page.locator("#session-status")).to_have_text(re.compile("^Signed in"))
+    assert page.evaluate("sessionStorage.getItem('stocksync.token')") == tab.token
+    assert page.evaluate("getComputedStyle(document.querySelector('#start-button')).backgroundColor") \
+        != "rgba(0, 0, 0, 0)"  # page.css applies
+
+
 def test_signed_in_signed_out_and_a_plain_401(tab, stack, db):
     page = tab.page
     server = SignInServer(page, tab.token, name="local")
