@@ -127,6 +127,8 @@ class Probes:
                                JOIN pg_class c ON c.oid = l.relation
                                JOIN pg_stat_activity a ON a.pid = l.pid
                                WHERE l.granted AND c.relname IN ('daily_bars', 'sync_job_days')
+                                 AND l.database = (SELECT oid FROM pg_database
+                                                   WHERE datname = current_database())
                                  AND a.application_name <> 'probe'""")
                 for table, mode in cur.fetchall():
                     span = self.locks.setdefault((table, mode), [now, now])
@@ -140,69 +142,75 @@ class Probes:
 
 
 def run(rows: float, jobs: int = 10_000, prebuilt: bool = False) -> dict[str, Any]:
-    import psycopg2
-
-    from chalicelib.db import Database
+    """On a fresh embedded PostgreSQL of its own."""
     from devstack.services import EmbeddedPostgres
     with tempfile.TemporaryDirectory(prefix="stocksync-migration-") as tmp:
         postgres = EmbeddedPostgres(Path(tmp) / "pgdata")
         url = postgres.start()
         try:
-            conn = psycopg2.connect(url)
-            migrate_all_but(conn, TARGET)
-            bars = history.preload_bars(conn, rows)
-            job_rows = history.preload_jobs(conn, jobs)
-            history.analyze(conn)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("CHECKPOINT")
-                cur.execute("SELECT count(*) FROM daily_bars")
-                before = cur.fetchone()[0]
-            result: dict[str, Any] = {"rows": before, "bars_preload": bars, "jobs": job_rows,
-                                      "prebuilt": prebuilt}
-            read_day = date.fromisoformat(bars["last"]) if bars["last"] else date(2025, 7, 31)
-            with Probes(url, read_day) as probes:
-                if prebuilt:
-                    began = time.monotonic()
-                    steps = []
-                    with conn.cursor() as cur:
-                        for statement in PREPARE_006:
-                            step = time.monotonic()
-                            cur.execute(statement)
-                            steps.append(round(time.monotonic() - step, 2))
-                    result["prepare_s"] = steps
-                    result["prepare_longest_read_ms"] = round(1000 * Probes.longest(probes.reads, began), 1)
-                    result["prepare_longest_write_ms"] = round(1000 * Probes.longest(probes.writes, began), 1)
-                    probes.locks.clear()
-                    time.sleep(0.3)
-                began = time.monotonic()
-                db = Database(url, 1)
-                applied = db.migrate()
-                db.close()
-                finished = time.monotonic()
-                time.sleep(0.6)  # the writer's and reader's waits end after the commit
-            result["applied"] = applied
-            result["migrate_s"] = round(finished - began, 2)
-            result["locks"] = {f"{table} {mode}": round(last - first, 2)
-                               for (table, mode), (first, last) in sorted(probes.locks.items())}
-            result["longest_read_ms"] = round(1000 * Probes.longest(probes.reads, began), 1)
-            result["longest_write_ms"] = round(1000 * Probes.longest(probes.writes, began), 1)
-            with conn.cursor() as cur:
-                written = len(probes.writes) * len(synth.codes())
-                cur.execute("SELECT count(*) FROM daily_bars")
-                after = cur.fetchone()[0]
-                cur.execute("""SELECT a.attname FROM pg_index i
-                               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-                               WHERE i.indrelid = 'daily_bars'::regclass AND i.indisprimary
-                               ORDER BY array_position(i.indkey::int2[], a.attnum)""")
-                key = [r[0] for r in cur.fetchall()]
-            result["rows_after"] = after
-            result["rows_written_meanwhile"] = written
-            result["rows_kept"] = after == before + written
-            result["primary_key"] = key
-            conn.close()
+            return measure(url, rows, jobs, prebuilt)
         finally:
             postgres.stop()
+
+
+def measure(url: str, rows: float, jobs: int = 10_000, prebuilt: bool = False) -> dict[str, Any]:
+    """On an empty database at `url`: the old schema, the history, then migration 006."""
+    import psycopg2
+
+    from chalicelib.db import Database
+    conn = psycopg2.connect(url)
+    migrate_all_but(conn, TARGET)
+    bars = history.preload_bars(conn, rows)
+    job_rows = history.preload_jobs(conn, jobs)
+    history.analyze(conn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CHECKPOINT")
+        cur.execute("SELECT count(*) FROM daily_bars")
+        before = cur.fetchone()[0]
+    result: dict[str, Any] = {"rows": before, "bars_preload": bars, "jobs": job_rows,
+                              "prebuilt": prebuilt}
+    read_day = date.fromisoformat(bars["last"]) if bars["last"] else date(2025, 7, 31)
+    with Probes(url, read_day) as probes:
+        if prebuilt:
+            began = time.monotonic()
+            steps = []
+            with conn.cursor() as cur:
+                for statement in PREPARE_006:
+                    step = time.monotonic()
+                    cur.execute(statement)
+                    steps.append(round(time.monotonic() - step, 2))
+            result["prepare_s"] = steps
+            result["prepare_longest_read_ms"] = round(1000 * Probes.longest(probes.reads, began), 1)
+            result["prepare_longest_write_ms"] = round(1000 * Probes.longest(probes.writes, began), 1)
+            probes.locks.clear()
+            time.sleep(0.3)
+        began = time.monotonic()
+        db = Database(url, 1)
+        applied = db.migrate()
+        db.close()
+        finished = time.monotonic()
+        time.sleep(0.6)  # the writer's and reader's waits end after the commit
+    result["applied"] = applied
+    result["migrate_s"] = round(finished - began, 2)
+    result["locks"] = {f"{table} {mode}": round(last - first, 2)
+                       for (table, mode), (first, last) in sorted(probes.locks.items())}
+    result["longest_read_ms"] = round(1000 * Probes.longest(probes.reads, began), 1)
+    result["longest_write_ms"] = round(1000 * Probes.longest(probes.writes, began), 1)
+    with conn.cursor() as cur:
+        written = len(probes.writes) * len(synth.codes())
+        cur.execute("SELECT count(*) FROM daily_bars")
+        after = cur.fetchone()[0]
+        cur.execute("""SELECT a.attname FROM pg_index i
+                       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+                       WHERE i.indrelid = 'daily_bars'::regclass AND i.indisprimary
+                       ORDER BY array_position(i.indkey::int2[], a.attnum)""")
+        key = [r[0] for r in cur.fetchall()]
+    result["rows_after"] = after
+    result["rows_written_meanwhile"] = written
+    result["rows_kept"] = after == before + written
+    result["primary_key"] = key
+    conn.close()
     return result
 
 

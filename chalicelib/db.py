@@ -124,8 +124,13 @@ class Database:
                 with conn.cursor() as cur:
                     yield cur
                 conn.commit()
-            except BaseException:
+            except BaseException as exc:
                 broken = not _rollback_quietly(conn)
+                if broken and isinstance(exc, psycopg2.DatabaseError):
+                    # The server went away mid-statement without saying why (an immediate
+                    # shutdown, a crash): psycopg2 raises a bare DatabaseError, and only the
+                    # failed rollback tells that the connection is gone. An outage, not a bug.
+                    raise ServiceUnavailable.database(exc) from exc
                 raise
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             broken = True

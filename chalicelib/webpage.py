@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from chalice.app import Request, Response
 
@@ -115,9 +115,30 @@ def security_headers(request: Request | None, api_origins: Sequence[str],
     return headers
 
 
+def _addressed_as_a_folder(request: Request | None) -> bool:
+    """`.../sync-status/` or `.../sync-status/index.html`: the page's relative paths would then
+    resolve under `.../sync-status/sync-status/` and load neither its styles nor its scripts
+    (API Gateway and chalice local route both to the page all the same)."""
+    # requestContext.path: API Gateway's (with the stage) and chalice local's address as asked.
+    context = request.context if request is not None else {}
+    path = str(context.get("path") or (request.to_original_event().get("path") if request else "") or "")
+    return path.endswith("/") or path.endswith("/index.html")
+
+
+def _to_the_page(request: Request) -> Response:
+    """A redirect to the page's own address, relative (so under any stage prefix), the query
+    kept; a browser keeps the fragment (`#token=...`) across it."""
+    params = request.query_params
+    query = urlencode([(k, v) for k in params for v in params.getlist(k)]) if params else ""
+    return Response(body="", status_code=302, headers={
+        "Location": "../sync-status" + ("?" + query if query else ""), "Cache-Control": "no-cache"})
+
+
 def asset_response(name: str, request: Request | None,
                    api_origins: Sequence[str] = (), live_url: str | None = None) -> Response:
     """The file as the answer; an unknown name is the API's 404 error."""
+    if name == "index.html" and request is not None and _addressed_as_a_folder(request):
+        return _to_the_page(request)
     try:
         asset = load_asset(name)
     except NotFound as error:

@@ -199,6 +199,60 @@ def test_reads_goal_is_judged_on_the_slowest_route_at_50_pollers_and_10000_jobs(
     assert "| reads | dates: p50" in bench_run.table(reads(fast))
 
 
+@pytest.fixture
+def fresh_database(stack):
+    """A new, empty database on the session's server, dropped afterwards."""
+    import uuid
+
+    import psycopg2
+    import psycopg2.extensions
+    url = stack.env["DATABASE_URL"]
+    name = f"stocksync_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    try:
+        yield psycopg2.extensions.make_dsn(url, dbname=name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def test_the_schema_study_measures_each_candidate_beside_the_limit(fresh_database):
+    import psycopg2
+
+    from bench import schemas
+    conn = psycopg2.connect(fresh_database)
+    try:
+        results = [schemas.measure(conn, schemas.CANDIDATES[name], rows=3 * 5300, repeats=2)
+                   for name in ("date_key", "year_parts_code_key")]
+    finally:
+        conn.close()
+    for result in results:
+        assert result["rows"] > 3 * 5300  # the history and the days written meanwhile
+        _positive(result, "new_ms", "limit_ms", "after_checkpoint_ms", "resync_merge_ms",
+                  "resync_upsert_ms", "cross_section_ms", "table_mb", "x_new")
+        # A stock's series: the 3 days of history and the new days written meanwhile.
+        series = [result[k] for k in result if k.startswith("series_") and k.endswith("_rows")]
+        assert series and all(rows > 3 for rows in series)
+    assert set(results[0]["index_mb"]) == {"pkey"}
+    assert "| partitioned by year, PK (ts_code" in schemas.table(results)
+
+
+@pytest.mark.parametrize("prebuilt", [False, True])
+def test_the_migration_bench_keeps_every_row_and_reports_its_locks(fresh_database, prebuilt):
+    from bench import migration
+    result = migration.measure(fresh_database, rows=2 * 5300, jobs=20, prebuilt=prebuilt)
+    assert result["applied"] == [migration.TARGET]
+    assert result["rows_kept"] is True and result["primary_key"] == ["trade_date", "ts_code"]
+    assert result["rows_after"] == result["rows"] + result["rows_written_meanwhile"]
+    assert ("prepare_s" in result) is prebuilt
+    # Sampled every 20 ms: a migration this small may come and go unseen.
+    assert result["migrate_s"] > 0 and isinstance(result["locks"], dict)
+
+
 def _results() -> dict:
     return {
         "write": {"rows": 5000, "copy_upsert_ms": 18.0, "raw_copy_ms": 4.0, "raw_copy_binary_ms": 4.0,

@@ -609,6 +609,22 @@ def test_api_gateways_own_errors_use_the_envelope(cfn: dict[str, Any]) -> None:
         assert "Access-Control-Allow-Origin" not in json.dumps(response)
 
 
+def test_api_gateways_own_errors_never_quote_the_request(cfn: dict[str, Any], tf_dir: Path) -> None:
+    """API Gateway's own message for an unknown path sent with an `Authorization` header
+    quotes the header ("... Authorization=Bearer sst_..."): a gateway response that put
+    `$context.error.message(String)` in its body would hand the caller's token back in the
+    answer, to every log and cache on the way. The envelope's code and message say enough."""
+    (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi").values()
+    responses = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    terraform = _load(tf_dir / "stocksync.tf.json")["resource"]["aws_api_gateway_gateway_response"]
+    templates = {**{f"sam {kind}": r["responseTemplates"]["application/json"] for kind, r in responses.items()},
+                 **{f"terraform {name}": r["response_templates"]["application/json"]
+                    for name, r in terraform.items()}}
+    assert len(templates) >= 10
+    for where, template in templates.items():
+        assert "$context.error.message" not in template, where
+
+
 def test_database_connection_budget(cfn: dict[str, Any]) -> None:
     """Each function's peak concurrency times its pool is what it can hold open."""
     bounded_by_queue = {_ref_name(m["Properties"]["FunctionName"]):

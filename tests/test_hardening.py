@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from typing import Any
 
 import pytest
@@ -161,6 +162,71 @@ def test_chalice_own_errors_come_in_the_envelope(http, stack, db):
     over_http = requests.delete(stack.api_url + BATCH, timeout=10)
     assert over_http.status_code == 405 and over_http.json()["status"] == "error"
     assert over_http.json()["message"] == "此地址不支持 DELETE 请求"
+
+
+def raw_http(stack: Any, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request as bytes on its own connection, as a client that checks nothing would send."""
+    host, port = stack.api_url.rsplit("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_an_unknown_path_is_a_404_in_the_envelope_that_never_quotes_the_token(stack, db):
+    """chalice local's own answer to an unknown path sent with a token was a 403 quoting the
+    Authorization header ("... Authorization=Bearer sst_..."); deployed, a gateway response
+    answers 404 `not_found` without it."""
+    before = snapshot(db, stack)
+    for path in ("/api/v1/nothing", BATCH + "/progress/", BATCH + "/cancel/", "/"):
+        for method in ("GET", "POST", "DELETE"):
+            answer = requests.request(method, stack.api_url + path, timeout=10,
+                                      headers={"Authorization": f"Bearer {stack.api_token}"})
+            assert answer.status_code == 404, (method, path, answer.text[:200])
+            assert stack.api_token not in answer.text and "Authorization" not in answer.text
+            body = answer.json()
+            assert (body["status"], body["code"], body["message"]) == ("error", "not_found", "地址不存在")
+            assert body["data"]["request_id"] == answer.headers["X-Request-Id"]
+    english = requests.get(stack.api_url + "/api/v1/nothing?lang=en", timeout=10)
+    assert english.status_code == 404 and english.json()["message"] == "No such address"
+    assert requests.get(stack.api_url + "/api/v1/nothing", timeout=10,
+                        headers={"Accept-Language": "en-US"}).json()["message"] == "No such address"
+    # A header that is not ASCII made chalice's quoting raise: the connection dropped, no answer.
+    status, _, body = raw_http(stack, b"GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                      b"Authorization: Bearer \xe4\xb8\xad\r\n\r\n")
+    assert status == 404 and json.loads(body)["code"] == "not_found"
+    assert snapshot(db, stack) == before
+
+
+def test_what_the_local_server_answers_itself_is_in_the_envelope(stack, db):
+    """Any method reaches the app (405; http.server's own answer was an HTML 501), and a
+    request http.server cannot parse is a 4xx in the envelope, not HTML or a dropped connection."""
+    token = f"Authorization: Bearer {stack.api_token}\r\n".encode()
+    for method in (b"TRACE", b"FOO"):
+        status, headers, body = raw_http(stack, method + b" " + BATCH.encode() + b"/jobs HTTP/1.1\r\n"
+                                         b"Host: x\r\nConnection: close\r\n" + token + b"\r\n")
+        assert status == 405 and json.loads(body)["code"] == "method_not_allowed", body[:200]
+        status, _, body = raw_http(stack, method + b" /api/v1/nothing HTTP/1.1\r\nHost: x\r\n"
+                                          b"Connection: close\r\n\r\n")
+        assert status == 404 and json.loads(body)["code"] == "not_found"
+    status, _, body = raw_http(stack, b"POST " + BATCH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                                      b"Content-Length: abc\r\nConnection: close\r\n" + token + b"\r\n")
+    assert status == 400 and json.loads(body)["code"] == "bad_request"
+    status, headers, body = raw_http(stack, b"GET /api/" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 414 and json.loads(body)["code"] == "uri_too_long"
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    many = b"".join(b"X-%d: y\r\n" % i for i in range(150))
+    status, _, body = raw_http(stack, b"GET /api/v1/sync-status/whoami?lang=en HTTP/1.1\r\nHost: x\r\n"
+                                      + many + b"\r\n")
+    assert status == 431 and json.loads(body)["message"] == "The request's headers are too large"
+    # Still serving.
+    assert requests.get(stack.api_url + "/api/v1/sync-status/whoami", timeout=10,
+                        headers={"Authorization": f"Bearer {stack.api_token}"}).status_code == 200
 
 
 def test_an_unexpected_error_is_a_500_in_the_envelope_logged_once_with_its_request_id(

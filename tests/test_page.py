@@ -350,6 +350,9 @@ def test_polling_stops_after_30_minutes_without_completion(tab, stack, db):
         "已停止自动刷新：30 分钟内任务未完成。任务仍在后台运行。")
     page.clock.run_for("00:01")
     assert [s["text"] for s in announcements(page)] == ["已停止自动刷新：30 分钟内任务未完成。任务仍在后台运行。"]
+    # The last poll's request event may still be on its way from the browser's network
+    # service under load: let events settle before the count, as after it.
+    page.wait_for_timeout(500)
     polls = len(tab.api_calls("/batch/progress/"))
     page.clock.run_for("05:00")
     page.wait_for_timeout(500)
@@ -549,6 +552,22 @@ def test_the_token_in_the_address_is_kept_for_the_session_and_sent(tab, stack, d
     # A reload keeps the session; a new tab would not (sessionStorage).
     page.reload()
     assert page.evaluate("sessionStorage.getItem('stocksync.token')") == tab.token
+
+
+@pytest.mark.parametrize("path", ["/sync-status/", "/sync-status/index.html"])
+def test_the_page_at_a_folder_address_sends_the_browser_to_its_own(tab, stack, db, path):
+    """Both addresses reached the page, whose relative paths then named
+    /sync-status/sync-status/page.css and .../main.js (403s): no styles, no scripts, a dead
+    form. They now redirect to the page's address, keeping the query and the fragment."""
+    answer = requests.get(stack.api_url + path + "?lang=en&x=1&x=2", timeout=10, allow_redirects=False)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "../sync-status?lang=en&x=1&x=2"
+    page = tab.open(query="?lang=en", path=path)
+    expect(page).to_have_url(stack.api_url + "/sync-status?lang=en")  # the token's fragment is gone too
+    expect(page.locator("#session-status")).to_have_text(re.compile("^Signed in"))
+    assert page.evaluate("sessionStorage.getItem('stocksync.token')") == tab.token
+    assert page.evaluate("getComputedStyle(document.querySelector('#start-button')).backgroundColor") \
+        != "rgba(0, 0, 0, 0)"  # page.css applies
 
 
 def test_signed_in_signed_out_and_a_plain_401(tab, stack, db):
@@ -978,6 +997,53 @@ def test_the_keyboard_alone_pauses_resumes_and_retries(tab, stack, app_module, d
     expect(days.locator("table.days tbody tr").nth(1)).to_contain_text("此前：")
     expect(days.locator(".events li")).to_have_count(4)
     expect(days.locator(".events li").nth(2)).to_contain_text("重试 · local-operator · 1 天")
+
+
+def test_retrying_the_watched_job_is_said_as_a_retry_not_as_a_resume(tab, stack, app_module, db):
+    """The job the page watched ended with a failed day; its retry re-opens it (completed ->
+    running), which the page also said as "任务已恢复" (resumed), a pause nobody made."""
+    stack.tushare.add_fault("http_500", api="daily", trade_date="20250930", times=None)
+    task_id = start_job_over_http(stack, *RANGE, tab.token)
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(task_id)  # watched from the start
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"], app_module.sync_day, workers=2)
+    loop.start()
+    try:
+        expect(page.locator("#job-status")).to_have_text("已完成（有失败）", timeout=SLOW)
+    finally:
+        loop.stop()
+    stack.tushare.clear_faults()
+    expect(page.locator("#stat-failed")).to_have_text("1")
+    record_announcements(page)
+    row = page.locator(f'tr.job-row[data-task-id="{task_id}"]')
+    row.get_by_role("button", name=re.compile("^重试失败日期")).click()
+    expect(page.locator("#job-status")).to_have_text("同步中")
+    page.wait_for_timeout(2500)  # a poll, or a push, of the re-opened job
+    said = [s["text"] for s in announcements(page)]
+    assert said == ["正在重试 1 天失败的日期：2025-09-29 至 2025-10-10"], said
+
+
+def test_a_cancel_whose_push_comes_before_its_answer_is_said_once(tab, stack, db):
+    """The cancel pushes the job's end before it answers; the page said the summary for the
+    push and again for the answer."""
+    running = start_job_over_http(stack, "2025-10-09", "2025-10-10", tab.token)  # no workers: it waits
+    page = tab.open()
+    expect(page.locator("#task-id")).to_have_text(running)
+    pushes_up(page)
+    record_announcements(page)
+
+    def answer_late(route: Any) -> None:
+        response = route.fetch()  # the cancel is done, and its push on its way
+        time.sleep(1.0)
+        route.fulfill(response=response)
+    page.route(re.compile(r".*/sync/batch/cancel/.*"), answer_late)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="取消任务").click()
+    expect(page.locator("#job-status")).to_have_text("已取消")
+    page.wait_for_timeout(2000)
+    expect(page.locator("#summary")).to_be_focused()
+    said = [s["text"] for s in announcements(page)]
+    assert len(said) == 1 and said[0].startswith("批量同步已取消: 成功0, 失败0, 跳过2"), said
 
 
 def test_the_summary_says_why_days_were_skipped_and_points_to_force(tab, workers, db):

@@ -203,9 +203,11 @@ async function announceFailedDays(w, failed, silently) {
   if (fresh.length > FAILED_NAMED) announce(t('ann_more_failed', { n: fresh.length - FAILED_NAMED }));
 }
 
-/** Paused or resumed (here, in another tab, from the CLI): said once, whoever tells first. */
+/** Paused or resumed (here, in another tab, from the CLI): said once, whoever tells first.
+ * Only a change between running and paused: an ended job running again was retried, which
+ * its retry has said already. */
 function statusChanged(w, p) {
-  if (w.lastStatus !== null && w.lastStatus !== p.status && ACTIVE.includes(p.status)) {
+  if (ACTIVE.includes(w.lastStatus) && w.lastStatus !== p.status && ACTIVE.includes(p.status)) {
     announce(t(p.status === 'paused' ? 'ann_paused' : 'ann_resumed'));
   }
   w.lastStatus = p.status;
@@ -230,8 +232,11 @@ async function onCancel() {
   const answer = await callApi('POST', 'sync/batch/cancel/' + encodeURIComponent(w.taskId));
   if (job !== w) return;
   if (answer.ok) {
-    progress = answer.data;
-    ended(answer.data);
+    // The cancel's push may have ended the watch already (and said so): say it once.
+    if (!w.done) {
+      progress = answer.data;
+      ended(answer.data);
+    }
     // The cancel button is gone with the running job: the outcome takes the focus.
     $('summary').focus();
   } else {
