@@ -44,6 +44,7 @@ CONTENT_TYPES = {
     "calendar.js": JS,
     "calendar-keys.js": JS,
     "day-detail.js": JS,
+    "fill-gaps.js": JS,
     "history.js": JS,
     "job-controls.js": JS,
     "skips.js": JS,

@@ -13,8 +13,7 @@ import {
   weekdayIndex,
 } from './dates.js';
 import { $, h, keepingFocus, setAttr, setText, show } from './dom.js';
-import { announce } from './announcer.js';
-import { chosenDatasets, currentRange } from './form.js';
+import { currentRange } from './form.js';
 import { fmtInt, fmtRows, monthName, reasonText, t } from './i18n.js';
 
 const RECENT_MONTHS = 6;
@@ -32,7 +31,6 @@ export function init() {
   $('view-recent').addEventListener('click', () => setView('recent'));
   $('cal-prev').addEventListener('click', () => page(-1));
   $('cal-next').addEventListener('click', () => page(1));
-  $('fill-gaps').addEventListener('click', fillGaps);
   container.addEventListener('click', (event) => {
     const button = event.target.closest('button.day[data-date]');
     if (button) selectDay(button.dataset.date);
@@ -261,43 +259,11 @@ export function shortDatasets(day) {
   return Object.entries(day.datasets || {}).filter(([, d]) => d.state === 'short').map(([name]) => name);
 }
 
-/** The span the fill acts on: the form's range in range view, else the months shown; never past today. */
-function fillSpan() {
+/** The span shown: the form's range in range view, else the months shown; never past today. */
+export function shownSpan() {
   const win = windowNow();
   const span = win.range && win.range.valid && cal.view === 'range' ? win.range : win;
   return { start: span.start, end: span.end < today() ? span.end : today() };
-}
-
-let filling = false;
-
-/** Audit the span shown and start one job that syncs exactly its gaps (the API decides
- * which): said in the line beside the button and announced once. */
-async function fillGaps() {
-  if (filling) return;
-  const button = $('fill-gaps');
-  const span = fillSpan();
-  const datasets = chosenDatasets();
-  filling = true;
-  button.setAttribute('aria-disabled', 'true');
-  const answer = await callApi('POST', 'audit/fill', { body: { start: span.start, end: span.end, datasets: datasets.length ? datasets : ['daily'] } });
-  filling = false;
-  button.removeAttribute('aria-disabled');
-  let said;
-  if (answer.ok) {
-    said = t('fill_started', { pairs: fmtInt(answer.data.pairs), days: fmtInt(answer.data.total_days), start: span.start, end: span.end });
-    // The fill's own line is what is said; the watch stays quiet about the start.
-    emit('watch', { taskId: answer.data.task_id, started: { start: span.start, end: span.end, total: answer.data.total_days }, announced: true });
-    emit('jobs-changed');
-  } else if (answer.status === 409 && answer.code === 'nothing_to_fill') {
-    said = t('fill_nothing', { start: span.start, end: span.end });
-  } else if (answer.status === 409 && answer.data && answer.data.task_id) {
-    said = t(answer.data.status === 'paused' ? 'job_paused' : 'job_running');
-    emit('watch', { taskId: answer.data.task_id, conflict: answer.data.status === 'paused' ? 'paused' : true });
-  } else {
-    said = answer.message;
-  }
-  setText($('fill-result'), said);
-  announce(said);
 }
 
 /** One count per state over one span (the range, else the months shown, up to today):

@@ -8,7 +8,8 @@
  *   form.js       the range form and its checks
  *   progress.js   the watched job (progress-view.js draws it; skips.js: why it skipped
  *                 days, and the force option)
- *   calendar.js   the calendar (calendar-keys.js: its keys; day-detail.js: a day's details)
+ *   calendar.js   the calendar (calendar-keys.js: its keys; day-detail.js: a day's details;
+ *                 fill-gaps.js: audit the dates shown and fill their gaps)
  *   history.js    the job history
  *   job-controls.js  pause / resume the watched job, retry an ended job's failed days
  *   live.js       pushed progress over the WebSocket API (polling is the fallback)
@@ -20,6 +21,7 @@ import * as auth from './auth.js';
 import { emit, on } from './bus.js';
 import * as calendar from './calendar.js';
 import { $, setText, show } from './dom.js';
+import * as fillGaps from './fill-gaps.js';
 import * as form from './form.js';
 import * as history from './history.js';
 import { applyStaticText, currentLang, initLang, setLang, t } from './i18n.js';
@@ -30,7 +32,7 @@ import * as progress from './progress.js';
 // The token must leave the address bar before anything else can see or copy it.
 auth.takeTokenFromAddress();
 
-const PARTS = [auth, form, progress, calendar, history, jobControls, live];
+const PARTS = [auth, form, progress, calendar, fillGaps, history, jobControls, live];
 
 function renderChrome() {
   const toggle = $('lang-toggle');
