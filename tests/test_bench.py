@@ -61,6 +61,7 @@ def test_fetch_counts_calls_of_both_strategies(bench_stack):
     from bench import fetch
     result = fetch.run(bench_stack, **QUICK["fetch"])
     assert result["per_date_calls"] == 1  # ~5,300 rows fit one 6,000-row page
+    assert result["per_date_complete"] is True  # as many rows as the listings said, in that call
     assert result["rows_per_day"] > 4000
     assert result["per_stock_sampled"] == 5 and result["per_stock_extrapolated"] is True
     assert result["per_stock_calls"] > result["rows_per_day"]  # stock_basic + one per listed symbol
