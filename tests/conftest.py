@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -36,8 +39,11 @@ READER_NAME = "test-reader"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory):
-    data_dir = tmp_path_factory.mktemp("stack")
+def stack():
+    # Not under pytest's temp root: the embedded server runs as its own user, reaching its
+    # data through that root, and any other pytest run on the machine makes the root 0700
+    # again at its start, locking the server's user out mid-session.
+    data_dir = Path(tempfile.mkdtemp(prefix="stocksync-test-stack-"))
     port = free_port()
     # The page tests open the page from `localhost` against the API on 127.0.0.1 (a listed
     # CORS origin), and point `?api=` at 127.0.0.1 (an origin the page may call).
@@ -46,8 +52,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
            "CORS_ALLOW_ORIGINS": f"http://localhost:{port}"}
     options = StackOptions(data_dir=data_dir, port=port, workers=0, api=True,
                            visibility_timeout_s=2, api_log=data_dir / "api.log", env=env)
-    with LocalStack(options) as local:
-        yield local
+    try:
+        with LocalStack(options) as local:
+            yield local
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def bearer(token: str) -> dict[str, str]:
