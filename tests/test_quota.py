@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from chalicelib.quota import DEFAULT_QUOTA_PER_MINUTE, QuotaPolicy, TushareQuota, parse_quota, token_fingerprint
+from chalicelib.quota import (DEFAULT_QUOTA_PER_MINUTE, QuotaExhausted, QuotaPolicy, TushareQuota, parse_quota,
+                             token_fingerprint)
 from devstack.sample_quota import Clock
 from tests.conftest import fetch_all, scalar
 
@@ -100,3 +101,21 @@ def test_quota_settings_parse_over_the_defaults():
     assert QuotaPolicy(per_minute=limits).limit("no_such_api") == DEFAULT_QUOTA_PER_MINUTE["*"]
     with pytest.raises(Exception):
         parse_quota("daily=60")
+
+
+def test_a_quota_refusal_asks_to_come_back_before_the_call_frees_up_with_half_a_budget_to_wait(db, stack):
+    # A hand-back due when the call frees up (SQS rounds up to whole seconds) would arrive
+    # late and leave the call unused; one due earlier waits the rest within its budget.
+    quota = TushareQuota(db, "token-a", QuotaPolicy(per_minute={"*": 1}, window_s=30.0, margin_s=0.0,
+                                                    max_wait_s=4.0))
+    quota.acquire("daily")
+    with pytest.raises(QuotaExhausted) as refused:
+        quota.acquire("daily")
+    assert 29 < refused.value.wait_s <= 30
+    assert refused.value.retry_in_s == pytest.approx(refused.value.wait_s - 2.0)
+    # No budget to wait at all: come back when it frees up.
+    eager = TushareQuota(db, "token-a", QuotaPolicy(per_minute={"*": 1}, window_s=30.0, margin_s=0.0,
+                                                    max_wait_s=0.0))
+    with pytest.raises(QuotaExhausted) as refused:
+        eager.acquire("daily")
+    assert refused.value.retry_in_s == refused.value.wait_s
