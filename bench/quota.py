@@ -71,6 +71,18 @@ def _restore_app(saved: dict[str, Any]) -> None:
     app._clients.update(saved)
 
 
+def _max_attempts(stack: Any) -> int:
+    """The most attempts any day of the job spent (the tables held this job alone)."""
+    from chalicelib.db import Database
+    db = Database(stack.env["DATABASE_URL"], 1)
+    try:
+        with db.transaction() as cur:
+            cur.execute("SELECT coalesce(max(attempts), 0) AS n FROM sync_job_days")
+            return int(cur.fetchone()["n"])
+    finally:
+        db.close()
+
+
 def run(stack: Any, limit: int = 10, speedup: float = 10.0, workers: int = 5, days: int = 90,
         end: date = END, datasets: tuple[str, ...] = DATASETS, margin_s: float = 1.0,
         max_wait_s: float = 20.0, timeout_s: float = 900) -> dict[str, Any]:
@@ -98,6 +110,7 @@ def run(stack: Any, limit: int = 10, speedup: float = 10.0, workers: int = 5, da
         server.clock = saved_clock
         server.reset_quota()
     stats = server.stats()
+    attempts = _max_attempts(stack)
     if final["status"] != "completed" or final["failed"] or final["success"] != expected:
         raise RuntimeError(f"quota run did not sync every trading day: {final}")
     per_api = {api: utilisation([c["at"] for c in calls if not c["refused"]], limit)
@@ -112,7 +125,7 @@ def run(stack: Any, limit: int = 10, speedup: float = 10.0, workers: int = 5, da
         "refused": sum(stats["refused"].values()), "refused_by_api": stats["refused"],
         # Deliveries whose handler raised: with no refusal and no failure, days handed back
         # to the queue by a quota wait longer than QUOTA_MAX_WAIT_S (no attempt spent).
-        "calls": stats["calls"], "handed_back": loop.failed,
+        "calls": stats["calls"], "handed_back": loop.failed, "max_attempts": attempts,
         "binding_api": binding, "utilisation": per_api[binding]["utilisation"],
         "per_api": per_api, "rows": final["rows"],
     }

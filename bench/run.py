@@ -361,8 +361,9 @@ def _quota_rows(q: dict[str, Any] | None) -> list[tuple[str, str, str]]:
                   f"interval ({_f(b['busy_s'], ' s')} server time) and the minute after; busiest minute",
          f"{_f(b['rate_per_min'])} \\| {b['allowed_per_min']} /min = {q['utilisation']:.1%}; "
          f"{b['busiest_window']} calls"),
-        ("quota", "wall time (server-clock minutes); deliveries returned to the queue by a long quota wait",
-         f"{_f(q['wall_s'], ' s')} ({q['server_minutes']} min); {q['handed_back']}"),
+        ("quota", "wall time (server-clock minutes); deliveries handed back by a long quota wait; "
+                  "most attempts a day spent",
+         f"{_f(q['wall_s'], ' s')} ({q['server_minutes']} min); {q['handed_back']}; {q.get('max_attempts', '-')}"),
     ]
 
 

@@ -272,6 +272,7 @@ def test_quota_workers_share_the_servers_limit_without_a_refusal(bench_stack):
     for api, figures in result["per_api"].items():
         assert figures["busiest_window"] <= 4, api  # never more than the limit in a server minute
     assert 0 < result["utilisation"] <= 1
+    assert result["max_attempts"] == 1  # waiting for the quota spends no attempt
     # The server's limits and clock are as they were.
     assert bench_stack.tushare.config()["rate_limit_per_minute"] == limits_before
     assert bench_stack.tushare.clock is clock_before
