@@ -119,3 +119,19 @@ def test_a_quota_refusal_asks_to_come_back_before_the_call_frees_up_with_half_a_
     with pytest.raises(QuotaExhausted) as refused:
         eager.acquire("daily")
     assert refused.value.retry_in_s == refused.value.wait_s
+
+
+def test_listings_needing_more_calls_than_a_window_allows_still_complete(api, db, workers, stack, configure,
+                                                                          fast_clock, app_module):
+    # The listings take several stock_basic calls in one go (each status, paged). With fewer
+    # allowed a window and a short wait budget, a delivery that gave up half-way started
+    # over next time and never finished: their calls may wait a whole window.
+    stack.tushare.configure(rate_limit_per_minute={"stock_basic": 2})
+    # A lease long enough for a window's wait (half of it bounds every wait; the suite's is 8 s).
+    configure(quota_per_minute=(("stock_basic", 2),), quota_window_s=60 / SPEEDUP, quota_margin_s=0.3,
+              quota_max_wait_s=1.0, worker_timeout_s=20.0)
+    task_id = start(api, {"start_date": "2025-10-09", "end_date": "2025-10-09"})
+    final = workers.run_until_settled(task_id, timeout_s=60)
+    assert (final["status"], final["success"], final["failed"]) == ("completed", 1, 0)
+    stats = stack.tushare.stats()
+    assert stats["refused"] == {} and stats["calls"]["stock_basic"] > 2
