@@ -135,3 +135,25 @@ def test_listings_needing_more_calls_than_a_window_allows_still_complete(api, db
     assert (final["status"], final["success"], final["failed"]) == ("completed", 1, 0)
     stats = stack.tushare.stats()
     assert stats["refused"] == {} and stats["calls"]["stock_basic"] > 2
+
+
+def test_a_taker_finding_an_unused_call_locked_by_another_is_told_to_wait_not_an_error(db, stack):
+    # A never-used row's used_at is -infinity; while another taker holds it (SKIP LOCKED
+    # passes it by), how long until a call frees up is the used rows' business alone.
+    import psycopg2
+    quota = TushareQuota(db, "token-b", QuotaPolicy(per_minute={"*": 2}, window_s=30.0, margin_s=0.0,
+                                                    max_wait_s=0.0))
+    quota.acquire("daily")
+    other = psycopg2.connect(stack.env["DATABASE_URL"])
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT slot FROM tushare_quota WHERE token_fp = %s AND api = 'daily' "
+                        "AND used_at = '-infinity' FOR UPDATE", (token_fingerprint("token-b"),))
+            assert cur.rowcount == 1
+            with pytest.raises(QuotaExhausted) as refused:
+                quota.acquire("daily")
+            assert 29 < refused.value.wait_s <= 30
+    finally:
+        other.rollback()
+        other.close()
+    quota.acquire("daily")  # the other taker let it go: it is free
