@@ -21,12 +21,13 @@ DAYS = 90
 
 
 def sync_range(api_url: str, start: date, end: date, poll_s: float = 0.05,
-               timeout_s: float = 300) -> tuple[dict[str, Any], float]:
-    """POST a batch and poll its progress until it stops running: (progress, seconds)."""
+               timeout_s: float = 300, body: dict[str, Any] | None = None) -> tuple[dict[str, Any], float]:
+    """POST a batch (`body`: more of the request, e.g. datasets) and poll its progress until
+    it stops running: (progress, seconds)."""
     with requests.Session() as http, Timer() as timer:
         http.headers.update(auth())
         answer = http.post(api_url + BATCH, timeout=30,
-                           json={"start_date": start.isoformat(), "end_date": end.isoformat()})
+                           json={"start_date": start.isoformat(), "end_date": end.isoformat(), **(body or {})})
         answer.raise_for_status()
         task_id = answer.json()["data"]["task_id"]
         deadline = time.monotonic() + timeout_s

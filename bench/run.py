@@ -6,6 +6,7 @@
     python -m bench.run --repeats 3          # the same repeat count for every group
     python -m bench.run --quick              # tiny sizes: a smoke run in ~30 s
     python -m bench.run --table              # print the table of results.json, run nothing
+    python -m bench.run --only quota --speedup 1   # the quota group in real time (~6 min)
 
 Numbers are medians over repeated runs; contenders compared with each other run
 in this one process, on one stack. The table also goes into bench/README.md
@@ -24,8 +25,9 @@ from typing import Any, Callable
 
 from bench import common
 
-GROUPS = ("write", "fetch", "e2e", "progress", "memory", "scale", "reads")
-# Groups with a repeat count (`--repeats`); `reads` polls for a time instead.
+GROUPS = ("write", "fetch", "e2e", "progress", "memory", "scale", "reads", "quota")
+# Groups with a repeat count (`--repeats`); `reads` polls for a time instead, `quota` runs
+# one job through several quota windows (its figures are over ~60 calls an interface).
 REPEATABLE = ("write", "fetch", "e2e", "progress", "memory", "scale")
 # The size the issue's goals for reads at size are stated at.
 GOAL_ROWS = 13e6
@@ -130,10 +132,21 @@ def _reads(r: dict[str, Any]) -> tuple[Any, bool]:
             worst[0] < 20 and p["errors"] == 0)
 
 
+@_goal("quota", "quota: 5 workers, 90 days x 3 datasets: 0 refusals, >= 90% of the allowed rate")
+def _quota(r: dict[str, Any]) -> tuple[Any, bool]:
+    q = r["quota"]
+    if (q["workers"], q["days"], len(q["datasets"])) != (5, 90, 3):
+        raise ValueError("not the goal's job")
+    return (f"{q['refused']} refusals, {q['utilisation']:.1%} of {q['limit_per_min']}/min "
+            f"({q['binding_api']}; clock x{q['speedup']:g})",
+            q["refused"] == 0 and q["utilisation"] >= 0.9)
+
+
 def options(quick: bool = False, repeats: int | None = None,
-            scale: float = 0) -> dict[str, dict[str, Any]]:
+            scale: float = 0, speedup: float | None = None) -> dict[str, dict[str, Any]]:
     """Each group's keyword arguments: the defaults, `quick` (tiny sizes), or a repeat
-    count; `scale` rows of history for the groups at size."""
+    count; `scale` rows of history for the groups at size; `speedup`, how much faster
+    than the real one the sample server's clock runs for the quota group."""
     if quick:
         short_end = date(2025, 10, 13)  # 7 days: 10-09, 10-10 and 10-13 trade
         opts: dict[str, dict[str, Any]] = {
@@ -145,13 +158,18 @@ def options(quick: bool = False, repeats: int | None = None,
             "memory": {"repeats": 1},
             "scale": {"scale": scale or 5 * 5300, "repeats": 1, "reads": 2},
             "reads": {"scale": scale, "jobs": 40, "pollers": 4, "interval_s": 0.05, "seconds": 1.0},
+            # 9 trading days at 4 calls a minute (not fewer: the listings take 4 calls in one
+            # delivery): three windows of the server's minute, 3 s each.
+            "quota": {"days": 21, "end": short_end, "limit": 4, "speedup": 20.0, "timeout_s": 120},
         }
     else:
         opts = {"write": {}, "fetch": {}, "e2e": {}, "progress": {}, "memory": {},
-                "scale": {"scale": scale}, "reads": {"scale": scale}}
+                "scale": {"scale": scale}, "reads": {"scale": scale}, "quota": {}}
     if repeats is not None:
         for group in REPEATABLE:
             opts[group]["repeats"] = repeats
+    if speedup is not None:
+        opts["quota"]["speedup"] = speedup
     return opts
 
 
@@ -251,6 +269,7 @@ def table(results: dict[str, Any]) -> str:
                                f"(after imports: {_f(m['after_import_mb'], ' MB')})",
                      _f(m["peak_rss_mb"], " MB")))
     rows += _reads_rows(results.get("reads"))
+    rows += _quota_rows(results.get("quota"))
     lines = ["| group | measure | median |", "| --- | --- | --- |"]
     lines += [f"| {g} | {what} | {value} |" for g, what, value in rows]
     at_size = scale_table(results.get("scale"))
@@ -327,6 +346,27 @@ def _reads_rows(p: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _quota_rows(q: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    if not q:
+        return []
+    b = q["per_api"][q["binding_api"]]
+    calls = ", ".join(f"{api} {n}" for api, n in sorted(q["calls"].items(), key=lambda c: -c[1]))
+    job = (f"{q['workers']} workers, {q['days']} days ({q['trading_days']} trading) x "
+           f"{', '.join(q['datasets'])}; {q['limit_per_min']} calls/min per interface, "
+           f"server clock x{q['speedup']:g}")
+    return [
+        ("quota", f"{job}: calls refused by the server", f"{q['refused']}"),
+        ("quota", "calls per interface", calls),
+        ("quota", f"binding interface ({q['binding_api']}): achieved \\| allowed rate over its busy "
+                  f"interval ({_f(b['busy_s'], ' s')} server time) and the minute after; busiest minute",
+         f"{_f(b['rate_per_min'])} \\| {b['allowed_per_min']} /min = {q['utilisation']:.1%}; "
+         f"{b['busiest_window']} calls"),
+        ("quota", "wall time (server-clock minutes); deliveries handed back by a long quota wait; "
+                  "most attempts a day spent",
+         f"{_f(q['wall_s'], ' s')} ({q['server_minutes']} min); {q['handed_back']}; {q.get('max_attempts', '-')}"),
+    ]
+
+
 def machine_text(results: dict[str, Any]) -> str:
     m = results.get("machine") or {}
     return (f"{m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('memory_gib')} GiB RAM, {m.get('os')}; "
@@ -385,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke run)")
     parser.add_argument("--scale", type=float, default=0,
                         help="rows of history for the groups at size (scale, reads), e.g. 13e6")
+    parser.add_argument("--speedup", type=float,
+                        help="quota group: the sample server's clock this many times the real one "
+                             "(default 10; 1: real time)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (merged into)")
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
     args = parser.parse_args(argv)
@@ -404,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     log("starting the local stack (PostgreSQL, SQS, sample tushare, chalice local) ...")
     with common.bench_stack() as stack:
         log(f"  up in {time.monotonic() - began:.1f} s")
-        fresh = collect(stack, groups, options(args.quick, args.repeats, args.scale), log)
+        fresh = collect(stack, groups, options(args.quick, args.repeats, args.scale, args.speedup), log)
         fresh["machine"] = {**common.machine(), "postgres": common.postgres_version(stack)}
     fresh["meta"] = {"finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "commit": common.git_commit(),
                      "quick": args.quick, "groups": list(groups), "scale": args.scale,

@@ -932,8 +932,11 @@ WHERE token_fp = %(token_fp)s AND api = %(api)s AND slot = (
 RETURNING slot
 
 -- quota_free_in --
--- Seconds until an interface's next call is allowed (its oldest use leaves the window).
-SELECT extract(epoch FROM min(used_at) + make_interval(secs => %(window_s)s) - clock_timestamp())::float8 AS free_in_s
+-- Seconds until an interface's next call is allowed (its oldest use leaves the window); an unused row (-infinity) here is being taken by another taker, so only used rows count (0: none yet, look again; NULL: no rows).
+SELECT CASE WHEN count(*) = 0 THEN NULL
+            ELSE coalesce(extract(epoch FROM min(used_at) FILTER (WHERE used_at > '-infinity')
+                                  + make_interval(secs => %(window_s)s) - clock_timestamp()), 0)
+       END::float8 AS free_in_s
 FROM tushare_quota
 WHERE token_fp = %(token_fp)s AND api = %(api)s AND slot < %(limit)s
 

@@ -52,12 +52,18 @@ def wait_no_later_than(deadline: float) -> Iterator[None]:
 
 
 class QuotaExhausted(Exception):
-    """No call of `api` is allowed for `wait_s` more seconds than the caller may wait."""
+    """No call of `api` is allowed for `wait_s` more seconds than the caller may wait.
 
-    def __init__(self, api: str, wait_s: float):
+    `retry_in_s`: when to try again, somewhat before the call frees up, so that the next
+    try is already waiting (within its budget) when it does, and takes it on time: a
+    retry due after it (SQS delays are whole seconds) would leave the call unused
+    meanwhile, or let a later taker have it."""
+
+    def __init__(self, api: str, wait_s: float, retry_in_s: float | None = None):
         super().__init__(f"tushare quota of {api} in use: free again in {wait_s:.1f} s")
         self.api = api
         self.wait_s = wait_s
+        self.retry_in_s = wait_s if retry_in_s is None else retry_in_s
 
 
 def token_fingerprint(token: str) -> str:
@@ -137,7 +143,8 @@ class TushareQuota:
             wait = max(float(row["free_in_s"]), 0.01)
             left = deadline - self._clock()
             if wait > left:
-                raise QuotaExhausted(api, wait)
+                # Back with half of a wait's budget left (a next try waits up to max_wait_s).
+                raise QuotaExhausted(api, wait, max(wait - self._policy.max_wait_s / 2, 0.0))
             # A little past the moment, so the row is free when we look again.
             pause = min(wait + 0.02, left)
             with self._lock:

@@ -215,8 +215,17 @@ class TushareSource:
         return frame.drop_duplicates(subset=list(spec.key), keep="last")
 
     def listings(self) -> pd.DataFrame:
-        """Every listing, listed (L), delisted (D) and paused (P), with list and delist dates."""
-        frames = [self._listings(status) for status in LISTING_STATUSES]
+        """Every listing, listed (L), delisted (D) and paused (P), with list and delist dates.
+
+        They take several stock_basic calls in one go, and a delivery that gave up on the
+        quota half-way would start over next time: with fewer calls allowed a window than
+        they need, never finishing. So each of their calls may wait a whole window on top of
+        the usual wait (still never past half of the day's lease)."""
+        wait_s = None
+        if self.quota is not None:
+            policy = self.quota.policy
+            wait_s = policy.window_s + policy.margin_s + policy.max_wait_s
+        frames = [self._listings(status, wait_s=wait_s) for status in LISTING_STATUSES]
         frame = pd.concat(frames, ignore_index=True)
         missing = [f for f in STOCK_BASIC_FIELDS if f not in frame.columns]
         if missing:
@@ -225,19 +234,20 @@ class TushareSource:
             raise TransientSourceError("tushare returned no listings")
         return frame[list(STOCK_BASIC_FIELDS)].drop_duplicates(subset="ts_code", keep="last")
 
-    def _listings(self, status: str, exchange: str | None = None) -> pd.DataFrame:
+    def _listings(self, status: str, exchange: str | None = None,
+                  wait_s: float | None = None) -> pd.DataFrame:
         spec = DatasetSpec("stock_basic", "stock_basic", STOCK_BASIC_FIELDS, None, 6000)
         params: dict[str, Any] = {"list_status": status}
         if exchange:
             params["exchange"] = exchange
         try:
-            return self._pages(spec, params, spec.row_cap, None)
+            return self._pages(spec, params, spec.row_cap, None, wait_s)
         except PagingIgnored as ignored:
             if exchange:
                 raise TransientSourceError(
                     f"tushare stock_basic ({status}, {exchange}) reaches the row cap "
                     f"({ignored.page_rows}) and the server does not page") from None
-            return pd.concat([self._listings(status, ex) for ex in EXCHANGES], ignore_index=True)
+            return pd.concat([self._listings(status, ex, wait_s) for ex in EXCHANGES], ignore_index=True)
 
     def trading_days(self, start: date, end: date) -> dict[date, bool]:
         """The exchange calendar between two dates: date -> is it a trading day."""

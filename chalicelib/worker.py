@@ -456,7 +456,7 @@ class DayWorker:
             return DayResult("noop", detail="settled or taken over by another delivery")
         if released["status"] == "skipped":
             return DayResult("skipped", detail="cancelled")
-        return DayResult("quota", detail=str(exc), retry_after_s=exc.wait_s)
+        return DayResult("quota", detail=str(exc), retry_after_s=exc.retry_in_s)
 
     def _fail_job(self, message: DayMessage, error: str) -> DayResult:
         # An invalid token fails every day alike: fail them all now rather than

@@ -312,3 +312,47 @@ def test_reads_can_poll_a_running_batch(bench_stack):
                        workers=1, days=3, end=date(2025, 10, 13))
     assert result["live"] is True and result["workers"] == 1 and result["errors"] == 0
     assert all(route["requests"] >= 1 for route in result["routes"].values())
+
+
+def test_quota_workers_share_the_servers_limit_without_a_refusal(bench_stack):
+    from bench import quota
+    limits_before = bench_stack.tushare.config()["rate_limit_per_minute"]
+    clock_before = bench_stack.tushare.clock
+    result = quota.run(bench_stack, **QUICK["quota"])
+    assert (result["workers"], result["trading_days"], result["limit_per_min"]) == (5, 9, 4)
+    assert result["refused"] == 0 and result["refused_by_api"] == {}
+    for dataset in ("daily", "adj_factor", "daily_basic", "suspend_d"):
+        assert result["calls"][dataset] == 9  # one call a trading day each, none refused or repeated
+    assert result["binding_api"] in ("daily", "adj_factor", "daily_basic", "suspend_d")
+    for api, figures in result["per_api"].items():
+        assert figures["busiest_window"] <= 4, api  # never more than the limit in a server minute
+    assert 0 < result["utilisation"] <= 1
+    assert result["max_attempts"] == 1  # waiting for the quota spends no attempt
+    # The server's limits and clock are as they were.
+    assert bench_stack.tushare.config()["rate_limit_per_minute"] == limits_before
+    assert bench_stack.tushare.clock is clock_before
+
+
+def test_quota_utilisation_is_the_rate_over_the_busy_interval_and_the_minute_after():
+    from bench.quota import utilisation
+    # Two calls a minute used perfectly: 2 at 0 s, 2 at 60 s, 1 at 120 s: 5 calls in
+    # 120 s + 60 s, 1.67 a minute of the 2 allowed.
+    got = utilisation([0.0, 0.5, 60.0, 60.5, 120.0], limit=2)
+    assert (got["calls"], got["busy_s"], got["busiest_window"]) == (5, 120.0, 2)
+    assert got["rate_per_min"] == 1.67 and got["utilisation"] == 0.833
+    # Five calls all at once under a limit of 10: half of the allowed minute.
+    assert utilisation([1.0] * 5, limit=10)["utilisation"] == 0.5
+    assert utilisation([], limit=3) == {"calls": 0}
+
+
+def test_quota_goal_is_judged_only_on_five_workers_and_a_90_day_three_dataset_job():
+    def quota(workers: int = 5, days: int = 90, refused: int = 0, used: float = 0.93) -> dict:
+        return {"quota": {"workers": workers, "days": days, "datasets": ["daily", "adj_factor", "daily_basic"],
+                          "refused": refused, "utilisation": used, "limit_per_min": 10,
+                          "binding_api": "daily", "speedup": 10.0}}
+    assert bench_run.evaluate(quota())["quota"]["met"] is True
+    assert bench_run.evaluate(quota())["quota"]["value"] == "0 refusals, 93.0% of 10/min (daily; clock x10)"
+    assert bench_run.evaluate(quota(refused=1))["quota"]["met"] is False
+    assert bench_run.evaluate(quota(used=0.89))["quota"]["met"] is False
+    assert "quota" not in bench_run.evaluate(quota(days=21))
+    assert "quota" not in bench_run.evaluate(quota(workers=1))

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from chalicelib.quota import DEFAULT_QUOTA_PER_MINUTE, QuotaPolicy, TushareQuota, parse_quota, token_fingerprint
+from chalicelib.quota import (DEFAULT_QUOTA_PER_MINUTE, QuotaExhausted, QuotaPolicy, TushareQuota, parse_quota,
+                             token_fingerprint)
 from devstack.sample_quota import Clock
 from tests.conftest import fetch_all, scalar
 
@@ -100,3 +101,59 @@ def test_quota_settings_parse_over_the_defaults():
     assert QuotaPolicy(per_minute=limits).limit("no_such_api") == DEFAULT_QUOTA_PER_MINUTE["*"]
     with pytest.raises(Exception):
         parse_quota("daily=60")
+
+
+def test_a_quota_refusal_asks_to_come_back_before_the_call_frees_up_with_half_a_budget_to_wait(db, stack):
+    # A hand-back due when the call frees up (SQS rounds up to whole seconds) would arrive
+    # late and leave the call unused; one due earlier waits the rest within its budget.
+    quota = TushareQuota(db, "token-a", QuotaPolicy(per_minute={"*": 1}, window_s=30.0, margin_s=0.0,
+                                                    max_wait_s=4.0))
+    quota.acquire("daily")
+    with pytest.raises(QuotaExhausted) as refused:
+        quota.acquire("daily")
+    assert 29 < refused.value.wait_s <= 30
+    assert refused.value.retry_in_s == pytest.approx(refused.value.wait_s - 2.0)
+    # No budget to wait at all: come back when it frees up.
+    eager = TushareQuota(db, "token-a", QuotaPolicy(per_minute={"*": 1}, window_s=30.0, margin_s=0.0,
+                                                    max_wait_s=0.0))
+    with pytest.raises(QuotaExhausted) as refused:
+        eager.acquire("daily")
+    assert refused.value.retry_in_s == refused.value.wait_s
+
+
+def test_listings_needing_more_calls_than_a_window_allows_still_complete(api, db, workers, stack, configure,
+                                                                          fast_clock, app_module):
+    # The listings take several stock_basic calls in one go (each status, paged). With fewer
+    # allowed a window and a short wait budget, a delivery that gave up half-way started
+    # over next time and never finished: their calls may wait a whole window.
+    stack.tushare.configure(rate_limit_per_minute={"stock_basic": 2})
+    # A lease long enough for a window's wait (half of it bounds every wait; the suite's is 8 s).
+    configure(quota_per_minute=(("stock_basic", 2),), quota_window_s=60 / SPEEDUP, quota_margin_s=0.3,
+              quota_max_wait_s=1.0, worker_timeout_s=20.0)
+    task_id = start(api, {"start_date": "2025-10-09", "end_date": "2025-10-09"})
+    final = workers.run_until_settled(task_id, timeout_s=60)
+    assert (final["status"], final["success"], final["failed"]) == ("completed", 1, 0)
+    stats = stack.tushare.stats()
+    assert stats["refused"] == {} and stats["calls"]["stock_basic"] > 2
+
+
+def test_a_taker_finding_an_unused_call_locked_by_another_is_told_to_wait_not_an_error(db, stack):
+    # A never-used row's used_at is -infinity; while another taker holds it (SKIP LOCKED
+    # passes it by), how long until a call frees up is the used rows' business alone.
+    import psycopg2
+    quota = TushareQuota(db, "token-b", QuotaPolicy(per_minute={"*": 2}, window_s=30.0, margin_s=0.0,
+                                                    max_wait_s=0.0))
+    quota.acquire("daily")
+    other = psycopg2.connect(stack.env["DATABASE_URL"])
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT slot FROM tushare_quota WHERE token_fp = %s AND api = 'daily' "
+                        "AND used_at = '-infinity' FOR UPDATE", (token_fingerprint("token-b"),))
+            assert cur.rowcount == 1
+            with pytest.raises(QuotaExhausted) as refused:
+                quota.acquire("daily")
+            assert 29 < refused.value.wait_s <= 30
+    finally:
+        other.rollback()
+        other.close()
+    quota.acquire("daily")  # the other taker let it go: it is free
