@@ -27,15 +27,16 @@ from typing import Any, Mapping
 
 from chalicelib.config import published_through
 from chalicelib.datasets import DATASETS
+from chalicelib.dates import MAX_DATE_RANGE_DAYS, parse_date_range
 from chalicelib.db import Database, query
 from chalicelib.errors import ServiceUnavailable, ValidationError
 from chalicelib.quota import QuotaExhausted
 from chalicelib.source import EXCHANGE, SourceError, TushareSource
 from chalicelib.store import TABLES
 from chalicelib.trading_calendar import TradingCalendar
-from chalicelib.validation import check_range, parse_datasets, parse_date
+from chalicelib.validation import parse_datasets
 
-MAX_AUDIT_DAYS = 400  # the calendar's range: a year and a month
+MAX_AUDIT_DAYS = MAX_DATE_RANGE_DAYS  # the calendar's range: a year and a month
 FAULTY = ("missing", "short", "mismatch")
 STATES = ("ok", *FAULTY, "not_published")
 RECHECK_WAIT_S = 3.0
@@ -59,19 +60,17 @@ def parse_audit_request(params: Any, today: date, from_body: bool = False) -> Au
         raise ValidationError("body_not_object", "请求体必须是 JSON 对象，包含 start 和 end",
                               "The request body must be a JSON object with start and end")
     params = params or {}
-    start = parse_date(params, "start")
-    end = parse_date(params, "end")
-    check_range(start, end, MAX_AUDIT_DAYS, names=("start", "end"))
-    if end > today:
-        raise ValidationError("end_in_future", f"结束日期 {end} 不能晚于今天 {today}（北京时间）",
-                              f"end {end} must not be after today {today} (Beijing time)")
+    dates = parse_date_range(params, MAX_AUDIT_DAYS)
+    if dates.end > today:
+        raise ValidationError("end_in_future", f"结束日期 {dates.end} 不能晚于今天 {today}（北京时间）",
+                              f"end {dates.end} must not be after today {today} (Beijing time)")
     recheck = params.get("recheck", False)
     if isinstance(recheck, str) and recheck.strip().lower() in _TRUE | _FALSE:
         recheck = recheck.strip().lower() in _TRUE
     if not isinstance(recheck, bool):
         raise ValidationError("recheck_type", "recheck 必须是 true 或 false",
                               "recheck must be true or false")
-    return AuditRequest(start, end, parse_datasets(params.get("datasets")), recheck)
+    return AuditRequest(dates.start, dates.end, parse_datasets(params.get("datasets")), recheck)
 
 
 @dataclass(frozen=True)
