@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from chalicelib.completeness import listed_codes
 from chalicelib.config import published_through
 from chalicelib.datasets import DATASETS
 from chalicelib.dates import MAX_DATE_RANGE_DAYS, parse_date_range
@@ -186,7 +187,8 @@ class Audit:
                     return
                 try:
                     when = date.fromisoformat(day["date"])
-                    frame = self._source.day_rows(name, when, codes=lambda: self._listed(when),
+                    frame = self._source.day_rows(name, when,
+                                                  codes=lambda: listed_codes(self._db, when),
                                                   expected=entry["stored"] or None,
                                                   quota_wait_s=RECHECK_WAIT_S)
                 except QuotaExhausted:
@@ -199,11 +201,6 @@ class Audit:
                 entry["source_rows"] = len(frame)
                 if len(frame) != entry["stored"]:
                     entry["state"] = "mismatch"
-
-    def _listed(self, day: date) -> list[str]:
-        with self._db.transaction() as cur:
-            cur.execute(query("listed_codes"), {"day": day})
-            return [row["ts_code"] for row in cur.fetchall()]
 
     def _trading_days(self, start: date, end: date) -> list[date]:
         with self._db.transaction() as cur:

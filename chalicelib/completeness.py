@@ -67,6 +67,14 @@ def expected_codes(cur: Any, dataset: str, day: date) -> list[str] | None:
     return [row["ts_code"] for row in cur.fetchall()]
 
 
+def listed_codes(db: Database, day: date) -> list[str]:
+    """The codes listed on `day` (stored listings): what a server that does not page is
+    asked for in batches."""
+    with db.transaction() as cur:
+        cur.execute(query("listed_codes"), {"day": day})
+        return [row["ts_code"] for row in cur.fetchall()]
+
+
 def compare(dataset: str, day: date, frame: pd.DataFrame, expected: list[str] | None,
             tolerance: int) -> None:
     """Raise Incomplete unless the frame's codes are the expected ones, within `tolerance` rows."""

@@ -29,7 +29,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from chalicelib.completeness import CompletenessPolicy, Incomplete, Listings, compare, expected_codes
+from chalicelib.completeness import (CompletenessPolicy, Incomplete, Listings, compare, expected_codes,
+                                     listed_codes)
 from chalicelib.config import Settings, published_through
 from chalicelib.datasets import DATASETS, ordered
 from chalicelib.db import Database, query
@@ -294,7 +295,8 @@ class DayWorker:
         if spec.expects is not None:
             self._prepare(message, spec.expects, day, refetch=force)
             expected = self._expected(dataset, message.day)
-        frame = self._source.day_rows(dataset, message.day, codes=lambda: self._listed(message.day),
+        frame = self._source.day_rows(dataset, message.day,
+                                      codes=lambda: listed_codes(self._db, message.day),
                                       expected=None if expected is None else len(expected))
         try:
             compare(dataset, message.day, frame, expected, self._completeness.tolerance)
@@ -320,7 +322,7 @@ class DayWorker:
             return
         if refetch or not self._is_synced("suspend_d", message.day):
             frame = self._source.day_rows("suspend_d", message.day,
-                                          codes=lambda: self._listed(message.day))
+                                          codes=lambda: listed_codes(self._db, message.day))
             with self._db.transaction() as cur:
                 rows = write_rows(cur, TABLES["suspend_d"], frame)
                 cur.execute(query("mark_dataset_synced"), {
@@ -331,11 +333,6 @@ class DayWorker:
     def _expected(self, dataset: str, day: date) -> list[str] | None:
         with self._db.transaction() as cur:
             return expected_codes(cur, dataset, day)
-
-    def _listed(self, day: date) -> list[str]:
-        with self._db.transaction() as cur:
-            cur.execute(query("listed_codes"), {"day": day})
-            return [row["ts_code"] for row in cur.fetchall()]
 
     def _write(self, message: DayMessage, dataset: str, frame: pd.DataFrame,
                expected_rows: int | None) -> bool:
