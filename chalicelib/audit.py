@@ -128,7 +128,7 @@ class Audit:
         with self._db.transaction() as cur:
             stored: dict[str, dict[date, int]] = {}
             for name in names:
-                cur.execute(query(f"{TABLES[name].table}_day_counts"), params)
+                cur.execute(TABLES[name].query("day_counts"), params)
                 stored[name] = {row["trade_date"]: int(row["n"]) for row in cur.fetchall()}
             cur.execute(query("audit_synced"), params)
             marks = {(row["dataset"], row["trade_date"]): row for row in cur.fetchall()}
