@@ -249,10 +249,11 @@ def audit_fill(principal: Principal) -> dict[str, Any]:
     body = parse_json_body(app.current_request.raw_body)
     request = parse_audit_request(body, market_today(), from_body=True)
     report = get_audit().report(request)
-    created = get_jobs().fill(report.faulty_pairs(), created_by=principal.name,
+    pairs = report.faulty_pairs()
+    created = get_jobs().fill(pairs, created_by=principal.name,
                               max_days=get_settings().max_range_days)
     return {"task_id": created.task_id, "total_days": created.total_days,
-            "message": created.message, "pairs": len(report.faulty_pairs()),
+            "message": created.message, "pairs": len(pairs),
             "audit": report.counts}
 
 
