@@ -475,36 +475,33 @@ class DayWorker:
             self._queue.delay_redelivery(receipt_handle, delay)
             return
         successor = replace(message, lease=down.lease, outages=message.outages + 1)
-        try:
-            self._queue.send_later(successor, delay)
-        except QueueError as exc:
-            log.warning("%s: database unreachable and the queue refused a fresh copy (%s); "
-                        "back in %s s", where, exc, delay)
-            self._queue.delay_redelivery(receipt_handle, delay)
-            return
-        try:
-            self._queue.delete(receipt_handle)
-        except QueueError as exc:  # the original comes back later as a harmless duplicate
-            log.warning("%s: could not delete the message a fresh copy replaces: %s", where, exc)
-        log.warning("%s: database unreachable (%s in a row); a fresh copy is due in %s s",
-                    where, successor.outages, delay)
+        if self._replace_message(receipt_handle, successor, delay, "database unreachable"):
+            log.warning("%s: database unreachable (%s in a row); a fresh copy is due in %s s",
+                        where, successor.outages, delay)
 
     def _hand_back(self, message: DayMessage, receipt_handle: str, result: DayResult) -> None:
         """A day the quota could not serve: a fresh delayed copy (its receive count starts
         at zero, so waiting for the quota never walks a day towards the dead-letter queue)."""
         delay = max(1, math.ceil(result.retry_after_s or 1))
+        successor = replace(message, lease=None, outages=0)
+        self._replace_message(receipt_handle, successor, delay, "quota wait")
+
+    def _replace_message(self, receipt_handle: str, successor: DayMessage, delay: int, why: str) -> bool:
+        """Send `successor` due in `delay` s and delete the delivered message; if the queue
+        refuses the copy, the delivered one comes back in `delay` s instead (False)."""
+        where = f"day {successor.day} of {successor.task_id}"
         try:
-            self._queue.send_later(replace(message, lease=None, outages=0), delay)
+            self._queue.send_later(successor, delay)
         except QueueError as exc:
-            log.warning("day %s of %s: quota wait, and the queue refused a fresh copy (%s)",
-                        message.day, message.task_id, exc)
+            log.warning("%s: %s, and the queue refused a fresh copy (%s); back in %s s",
+                        where, why, exc, delay)
             self._queue.delay_redelivery(receipt_handle, delay)
-            return
+            return False
         try:
             self._queue.delete(receipt_handle)
         except QueueError as exc:  # the original comes back later as a harmless duplicate
-            log.warning("day %s of %s: could not delete the message a fresh copy replaces: %s",
-                        message.day, message.task_id, exc)
+            log.warning("%s: could not delete the message a fresh copy replaces: %s", where, exc)
+        return True
 
     def _database_answers(self) -> bool:
         try:
