@@ -101,20 +101,29 @@ class JobService:
         its write limits are checked under the same lock.
         """
         days = request.days
-        message = f"批量同步任务已启动，将同步 {len(days)} 天的数据"
+
+        def insert_days(cur: Any, task_id: str) -> None:
+            cur.execute(query("insert_job_days"), {"task_id": task_id,
+                        "start_date": request.start_date, "end_date": request.end_date})
+            cur.execute(query("insert_job_day_datasets"), {"task_id": task_id,
+                                                           "datasets": list(request.datasets)})
+        return self._start(request, f"批量同步任务已启动，将同步 {len(days)} 天的数据", created_by,
+                           days, insert_days, {"days": len(days), "force": request.force,
+                                               "datasets": list(request.datasets)})
+
+    def _start(self, request: BatchRequest, message: str, created_by: str | None, days: list[date],
+               insert_days: Callable[[Any, str], None], event: dict[str, Any],
+               kind: str = "sync") -> CreatedJob:
+        """The job row, its days (`insert_days`) and its created event under the creation
+        lock and the caller's write limits, then the days' messages."""
         try:
             with self._db.transaction() as cur:
                 cur.execute(query("lock_job_creation"), {"lock_key": JOB_CREATION_LOCK_KEY})
                 self._limits.check(cur, created_by, request.force)
                 self._refuse_if_active(cur)
-                task_id = self._insert_job(cur, request, message, created_by)
-                cur.execute(query("insert_job_days"), {"task_id": task_id,
-                            "start_date": request.start_date, "end_date": request.end_date})
-                cur.execute(query("insert_job_day_datasets"), {"task_id": task_id,
-                                                               "datasets": list(request.datasets)})
-                record_event(cur, task_id, "created", created_by,
-                             {"days": len(days), "force": request.force,
-                              "datasets": list(request.datasets)})
+                task_id = self._insert_job(cur, request, message, created_by, kind=kind)
+                insert_days(cur, task_id)
+                record_event(cur, task_id, "created", created_by, event)
         except psycopg2.errors.UniqueViolation:
             self._conflict_after_race()
         self._enqueue(task_id, days)
@@ -150,25 +159,17 @@ class JobService:
                 f"Too many days to fill ({len(days)}, at most {max_days}); audit a shorter range")
         datasets = [name for name in DATASETS if any(ds == name for _, ds in pairs)]
         request = BatchRequest(days[0], days[-1], False, tuple(datasets))
-        message = f"补全任务已启动，将补全 {len(days)} 天中的 {len(pairs)} 项数据"
-        try:
-            with self._db.transaction() as cur:
-                cur.execute(query("lock_job_creation"), {"lock_key": JOB_CREATION_LOCK_KEY})
-                self._limits.check(cur, created_by, False)
-                self._refuse_if_active(cur)
-                task_id = self._insert_job(cur, request, message, created_by, kind="fill")
-                cur.execute(query("insert_fill_days"), {"task_id": task_id, "days": days})
-                ordered_pairs = sorted(pairs)
-                cur.execute(query("insert_fill_pairs"), {
-                    "task_id": task_id, "days": [day for day, _ in ordered_pairs],
-                    "datasets": [ds for _, ds in ordered_pairs]})
-                record_event(cur, task_id, "created", created_by,
-                             {"days": len(days), "pairs": len(pairs), "kind": "fill",
-                              "datasets": datasets})
-        except psycopg2.errors.UniqueViolation:
-            self._conflict_after_race()
-        self._enqueue(task_id, days)
-        return CreatedJob(task_id=task_id, total_days=len(days), message=message)
+        ordered_pairs = sorted(pairs)
+
+        def insert_days(cur: Any, task_id: str) -> None:
+            cur.execute(query("insert_fill_days"), {"task_id": task_id, "days": days})
+            cur.execute(query("insert_fill_pairs"), {
+                "task_id": task_id, "days": [day for day, _ in ordered_pairs],
+                "datasets": [ds for _, ds in ordered_pairs]})
+        return self._start(request, f"补全任务已启动，将补全 {len(days)} 天中的 {len(pairs)} 项数据",
+                           created_by, days, insert_days,
+                           {"days": len(days), "pairs": len(pairs), "kind": "fill",
+                            "datasets": datasets}, kind="fill")
 
     def _insert_job(self, cur: Any, request: BatchRequest, message: str,
                     created_by: str | None, kind: str = "sync") -> str:
