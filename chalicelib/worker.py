@@ -16,6 +16,9 @@ A delivery ends in one of four ways, each for a reason:
   copy's receive count starts again at zero, so an outage of any length never pushes a
   day towards the dead-letter queue, and the backoff (2 s doubling to 20 s) brings the
   batch back within seconds of the database's return.
+
+What happens to each dataset of the day (fetch, completeness, write) is day_datasets.py's;
+this module decides what a delivery's outcome means for the day, its job and its message.
 """
 from __future__ import annotations
 
@@ -24,15 +27,12 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any, Callable
 
-import pandas as pd
-
-from chalicelib.completeness import (CompletenessPolicy, Incomplete, Listings, compare, expected_codes,
-                                     listed_codes)
+from chalicelib.completeness import CompletenessPolicy, Incomplete, Listings
 from chalicelib.config import Settings, published_through
-from chalicelib.datasets import DATASETS, ordered
+from chalicelib.day_datasets import OPEN, DayDatasets, DayWork, day_key
 from chalicelib.db import Database, query
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.jobs import complete_job_if_done
@@ -40,12 +40,10 @@ from chalicelib.queue import DayMessage, DayQueue, MalformedMessage, QueueError,
 from chalicelib.quota import QuotaExhausted, wait_no_later_than
 from chalicelib.source import (PermanentSourceError, RateLimited, SourceError, TransientSourceError,
                                TushareSource)
-from chalicelib.store import TABLES, write_rows
 from chalicelib.trading_calendar import TradingCalendar
 
 log = logging.getLogger(__name__)
 
-OPEN = ("pending", "running")
 ENDED = ("completed", "cancelled")  # a job's statuses after which none of its days may start
 # Seconds until a message that found the database down is delivered again, by how many
 # deliveries in a row found it down; the last step repeats for as long as the outage lasts.
@@ -97,15 +95,6 @@ class Lease:
     new_attempt: bool = True
 
 
-@dataclass
-class _DayWork:
-    """What one delivery has already made sure of for its day."""
-    day: date
-    listings_checked: bool = False
-    suspensions_ready: bool = False
-    rechecked: bool = False  # a disagreeing count has had its listings and suspensions re-read
-
-
 @dataclass(frozen=True)
 class DayResult:
     # success, skipped, failed (settled now); retry, leased (delivered again later);
@@ -125,7 +114,6 @@ class DayWorker:
                  completeness: CompletenessPolicy = CompletenessPolicy(),
                  listings: Listings | None = None, now: Callable[[], float] = time.time):
         self._db = db
-        self._source = source
         self._calendar = calendar
         self._queue = queue
         self._policy = policy
@@ -133,8 +121,7 @@ class DayWorker:
         self._lease_s = lease_s
         self._publish_time = publish_time
         self._now = now  # what time it is in Shanghai decides what is published (`clock` paces retries)
-        self._completeness = completeness
-        self._listings = listings or Listings(db, source, completeness)
+        self._datasets = DayDatasets(db, source, completeness, listings)
 
     def handle_message(self, body: Any, receipt_handle: str) -> DayResult:
         """Process one SQS message; raises RetryLater when it must be delivered again."""
@@ -168,7 +155,7 @@ class DayWorker:
             return DayResult("dropped", detail=str(exc))
         reason = f"message dead-lettered after {_count(receive_count)} deliveries"
         with self._db.transaction() as cur:
-            cur.execute(query("fail_day_dead_lettered"), {**_key(message), "reason": reason})
+            cur.execute(query("fail_day_dead_lettered"), {**day_key(message), "reason": reason})
             row = cur.fetchone()
             if row is None:
                 log.info("dead letter for day %s of %s: already settled or no such day",
@@ -201,7 +188,7 @@ class DayWorker:
             raise DatabaseDown(claim.token) from exc
 
     def _claim(self, message: DayMessage) -> Lease | DayResult:
-        key = _key(message)
+        key = day_key(message)
         with self._db.transaction() as cur:
             cur.execute(query("lock_day_for_claim"), key)
             day = cur.fetchone()
@@ -250,14 +237,15 @@ class DayWorker:
                                            self._publish_time):
             # Not fetched, not failed, never marked synced: a later job syncs it.
             return self._skip_day(message, "not_published_yet")
-        day = _DayWork(message.day)
+        datasets = self._datasets
+        day = DayWork(message.day)
         errors: dict[str, Exception] = {}
-        for dataset, forced in self._open_datasets(message):
+        for dataset, forced in datasets.open_datasets(message):
             try:
-                if not (lease.force or forced) and self._is_synced(dataset, message.day):
-                    self._settle_dataset(message, dataset, "skipped", skip_reason="already_synced")
+                if not (lease.force or forced) and datasets.is_synced(dataset, message.day):
+                    datasets.settle_dataset(message, dataset, "skipped", skip_reason="already_synced")
                     continue
-                if not self._sync_dataset(message, dataset, lease.force or forced, day):
+                if not datasets.sync_dataset(message, dataset, lease.force or forced, day):
                     return DayResult("noop", detail="settled by another delivery")
             except QuotaExhausted as exc:
                 return self._quota_wait(message, lease, exc)
@@ -265,124 +253,18 @@ class DayWorker:
                 if exc.scope != "api":
                     return self._fail_job(message, str(exc))
                 # No permission for this interface: its days fail, the job's other datasets go on.
-                self._fail_dataset(message, dataset, str(exc))
+                datasets.fail_dataset(message, dataset, str(exc))
             except (SourceError, Incomplete) as exc:
                 errors[dataset] = exc
-                self._note_attempt(message, dataset, exc)
+                datasets.note_attempt(message, dataset, exc)
         if errors:
             return self._retry_or_fail(message, lease, errors)
         return self._settle_day(message)
 
-    def _open_datasets(self, message: DayMessage) -> list[tuple[str, bool]]:
-        with self._db.transaction() as cur:
-            cur.execute(query("job_datasets_open"), _key(message))
-            rows = cur.fetchall()
-            if not rows:  # a day of a job created before datasets (migration 010): daily
-                cur.execute(query("backfill_day_datasets"), _key(message))
-                rows = cur.fetchall()
-        forced = {row["dataset"]: row["force"] for row in rows}
-        return [(name, forced[name]) for name in ordered(list(forced))]
-
-    def _is_synced(self, dataset: str, day: date) -> bool:
-        with self._db.transaction() as cur:
-            cur.execute(query("dataset_synced"), {"dataset": dataset, "day": day})
-            return cur.fetchone() is not None
-
-    def _sync_dataset(self, message: DayMessage, dataset: str, force: bool, day: "_DayWork") -> bool:
-        """Fetch, check and write one dataset of the day; False if the day was settled meanwhile."""
-        spec = DATASETS[dataset]
-        expected: list[str] | None = None
-        if spec.expects is not None:
-            self._prepare(message, spec.expects, day, refetch=force)
-            expected = self._expected(dataset, message.day)
-        frame = self._source.day_rows(dataset, message.day,
-                                      codes=lambda: listed_codes(self._db, message.day),
-                                      expected=None if expected is None else len(expected))
-        try:
-            compare(dataset, message.day, frame, expected, self._completeness.tolerance)
-        except Incomplete:
-            if day.rechecked or expected is None:
-                raise
-            # Perhaps the listings or the suspensions are what is out of date: once a delivery.
-            day.rechecked = True
-            age = self._listings.age_s()
-            if age is None or age > self._completeness.listings_recheck_s:
-                self._listings.refresh()
-            self._prepare(message, spec.expects, day, refetch=True)
-            expected = self._expected(dataset, message.day)
-            compare(dataset, message.day, frame, expected, self._completeness.tolerance)
-        return self._write(message, dataset, frame, None if expected is None else len(expected))
-
-    def _prepare(self, message: DayMessage, expects: str, day: "_DayWork", refetch: bool) -> None:
-        """The listings, and for a traded count the day's suspensions, stored and current."""
-        if not day.listings_checked:
-            self._listings.ensure_fresh()
-            day.listings_checked = True
-        if expects != "traded" or (day.suspensions_ready and not refetch):
-            return
-        if refetch or not self._is_synced("suspend_d", message.day):
-            frame = self._source.day_rows("suspend_d", message.day,
-                                          codes=lambda: listed_codes(self._db, message.day))
-            with self._db.transaction() as cur:
-                rows = write_rows(cur, TABLES["suspend_d"], frame)
-                cur.execute(query("mark_dataset_synced"), {
-                    "dataset": "suspend_d", "day": message.day, "rows": rows,
-                    "expected_rows": None, "task_id": message.task_id})
-        day.suspensions_ready = True
-
-    def _expected(self, dataset: str, day: date) -> list[str] | None:
-        with self._db.transaction() as cur:
-            return expected_codes(cur, dataset, day)
-
-    def _write(self, message: DayMessage, dataset: str, frame: pd.DataFrame,
-               expected_rows: int | None) -> bool:
-        """The dataset's rows, its synced mark and its status, in one transaction."""
-        with self._db.transaction() as cur:
-            cur.execute(query("lock_day"), _key(message))
-            row = cur.fetchone()
-            if row is None or row["status"] not in OPEN:
-                return False
-            cur.execute(query("lock_day_dataset"), {**_key(message), "dataset": dataset})
-            row = cur.fetchone()
-            if row is None or row["status"] != "pending":
-                return True  # settled meanwhile (a permission failure seen by another day)
-            rows = write_rows(cur, TABLES[dataset], frame)
-            cur.execute(query("mark_dataset_synced"), {
-                "dataset": dataset, "day": message.day, "rows": rows,
-                "expected_rows": expected_rows, "task_id": message.task_id})
-            cur.execute(query("settle_day_dataset"), {
-                **_key(message), "dataset": dataset, "status": "success", "skip_reason": None,
-                "rows": rows, "expected_rows": expected_rows, "error": None, "fetched": True})
-        return True
-
-    def _settle_dataset(self, message: DayMessage, dataset: str, status: str,
-                        skip_reason: str | None = None, error: str | None = None) -> None:
-        with self._db.transaction() as cur:
-            cur.execute(query("settle_day_dataset"), {
-                **_key(message), "dataset": dataset, "status": status, "skip_reason": skip_reason,
-                "rows": 0, "expected_rows": None, "error": error, "fetched": False})
-
-    def _note_attempt(self, message: DayMessage, dataset: str, exc: Exception) -> None:
-        with self._db.transaction() as cur:
-            cur.execute(query("dataset_attempt_failed"), {
-                **_key(message), "dataset": dataset, "error": str(exc),
-                "expected_rows": getattr(exc, "expected", None)})
-
-    def _fail_dataset(self, message: DayMessage, dataset: str, error: str) -> None:
-        """Fail a dataset on every open day of the job; days left with nothing open settle."""
-        with self._db.transaction() as cur:
-            cur.execute(query("fail_dataset_of_job"), {**_key(message), "dataset": dataset,
-                                                       "error": error})
-            cur.execute(query("days_with_datasets_settled"), {"task_id": message.task_id})
-            for other in [row["day"] for row in cur.fetchall()]:
-                cur.execute(query("settle_day_from_datasets"),
-                            {"task_id": message.task_id, "day": other})
-            complete_job_if_done(cur, message.task_id)
-
     def _skip_day(self, message: DayMessage, reason: str) -> DayResult:
         with self._db.transaction() as cur:
-            cur.execute(query("skip_day_datasets"), {**_key(message), "skip_reason": reason})
-            cur.execute(query("settle_day_from_datasets"), _key(message))
+            cur.execute(query("skip_day_datasets"), {**day_key(message), "skip_reason": reason})
+            cur.execute(query("settle_day_from_datasets"), day_key(message))
             settled = cur.fetchone()
             if settled is None:  # a day without dataset rows
                 return self._settle_in(cur, message, "skipped", skip_reason=reason)
@@ -391,7 +273,7 @@ class DayWorker:
 
     def _settle_day(self, message: DayMessage) -> DayResult:
         with self._db.transaction() as cur:
-            cur.execute(query("settle_day_from_datasets"), _key(message))
+            cur.execute(query("settle_day_from_datasets"), day_key(message))
             settled = cur.fetchone()
             if settled is None:
                 return DayResult("noop", detail="settled by another delivery")
@@ -408,7 +290,7 @@ class DayWorker:
 
     def _finish(self, cur: Any, message: DayMessage, status: str, rows: int = 0,
                 skip_reason: str | None = None, error: str | None = None) -> dict[str, Any] | None:
-        cur.execute(query("finish_day"), {**_key(message), "status": status, "rows": rows,
+        cur.execute(query("finish_day"), {**day_key(message), "status": status, "rows": rows,
                                           "skip_reason": skip_reason, "error": error})
         settled = cur.fetchone()
         if settled is not None:
@@ -421,16 +303,16 @@ class DayWorker:
         if lease.attempts >= self._policy.max_attempts:
             suffix = f" (after {lease.attempts} attempts)"
             with self._db.transaction() as cur:
-                cur.execute(query("fail_day_datasets"), {**_key(message), "error": summary,
+                cur.execute(query("fail_day_datasets"), {**day_key(message), "error": summary,
                                                          "suffix": suffix})
-                cur.execute(query("settle_day_from_datasets"), _key(message))
+                cur.execute(query("settle_day_from_datasets"), day_key(message))
                 settled = cur.fetchone()
                 if settled is None:
                     return self._settle_in(cur, message, "failed", error=summary + suffix)
                 complete_job_if_done(cur, message.task_id)
             return DayResult(settled["status"], detail=settled["error"])
         with self._db.transaction() as cur:
-            cur.execute(query("release_day"), {**_key(message), "error": summary,
+            cur.execute(query("release_day"), {**day_key(message), "error": summary,
                                                "lease_token": lease.token})
             released = cur.fetchone()
         if released is None:
@@ -447,7 +329,7 @@ class DayWorker:
         """The shared quota has no call free for a while: hand the day back unspent."""
         with self._db.transaction() as cur:
             cur.execute(query("release_day_unspent"), {
-                **_key(message), "lease_token": lease.token, "undo_attempt": lease.new_attempt})
+                **day_key(message), "lease_token": lease.token, "undo_attempt": lease.new_attempt})
             released = cur.fetchone()
         if released is None:
             return DayResult("noop", detail="settled or taken over by another delivery")
@@ -523,7 +405,3 @@ def _count(value: Any) -> str:
         return str(int(value))
     except (TypeError, ValueError):
         return "?"
-
-
-def _key(message: DayMessage) -> dict[str, Any]:
-    return {"task_id": message.task_id, "day": message.day}

@@ -100,7 +100,7 @@ def test_the_tushare_token_never_reaches_a_days_error_a_progress_message_or_a_lo
     """A source that echoes the token in its errors (a proxy, a future tushare): redacted."""
     configure(tushare_token=TUSHARE_SECRET)
     worker = app_module.get_worker()
-    client = worker._source._client
+    client = worker._datasets._source._client
 
     def echoing(api_name: str, **params: Any) -> Any:
         raise Exception(f"您的token不对，请确认: {TUSHARE_SECRET}")
