@@ -60,7 +60,7 @@ function watch({ taskId, conflict: refused, started, focus, announced }) {
   if (job && job.timer) clearTimeout(job.timer);
   const same = job && job.taskId === taskId;
   job = {
-    taskId, since: Date.now(), timer: null, stopped: false, lastCurrent: -1, pushed: false, done: false, live: false,
+    taskId, since: Date.now(), timer: null, stopped: false, lastCurrent: -1, pushed: false, done: false, live: false, polling: false,
     lastStatus: same ? job.lastStatus : null,
     // A job found running (on load, from the history): its earlier failures are not news.
     quietFirst: !started && !same,
@@ -83,10 +83,19 @@ function watch({ taskId, conflict: refused, started, focus, announced }) {
 
 async function poll(announceWatching) {
   const w = job;
-  if (!w || w.done) return;
+  // One poll in flight at a time: a timer set by a push may fire while a poll is out (the
+  // page's timers can run ahead of the network), and two answers would each say "stopped".
+  if (!w || w.done || w.polling || timedOut) return;
   w.timer = null;
-  const answer = await callApi('GET', 'sync/batch/progress/' + encodeURIComponent(w.taskId));
-  if (job !== w || w.done) return; // another job is being watched now, or this one ended
+  w.polling = true;
+  let answer;
+  try {
+    answer = await callApi('GET', 'sync/batch/progress/' + encodeURIComponent(w.taskId));
+  } finally {
+    w.polling = false;
+  }
+  // Another job is watched now, this one ended, or watching stopped meanwhile.
+  if (job !== w || w.done || timedOut) return;
   if (answer.ok) {
     if (await take(w, answer.data, announceWatching)) return;
   } else {
@@ -101,6 +110,8 @@ async function poll(announceWatching) {
   if (Date.now() - w.since >= WATCH_LIMIT_MS) {
     // Watching stops after 30 minutes, pushed or polled; the resume button starts it again.
     timedOut = true;
+    if (w.timer) clearTimeout(w.timer); // one a push set meanwhile
+    w.timer = null;
     w.live = false;
     emit('live-unwatch');
     render();
