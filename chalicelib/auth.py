@@ -138,10 +138,18 @@ class Authenticator:
         principal = self.identify(headers)
         if principal is None:
             raise Unauthorized.bad_token()
-        if principal is ANONYMOUS:
-            if role == READER and self.public_read:
-                return principal
-            raise Unauthorized.missing()
-        if not principal.may(role):
-            raise Forbidden.role(role)
+        if principal is ANONYMOUS and role == READER and self.public_read:
+            return principal
+        require(principal, role)
         return principal
+
+
+def require(principal: Principal, role: str) -> None:
+    """Raise unless `principal` may act as `role`: 401 for nobody, 403 for too small a role.
+    Also for the part of a read that costs what a write does (an audit's re-check spends
+    the tushare quota)."""
+    if principal.may(role):
+        return
+    if principal is ANONYMOUS:
+        raise Unauthorized.missing()
+    raise Forbidden.role(role)

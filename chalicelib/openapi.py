@@ -73,7 +73,8 @@ AUDIT_PARAMS = [
      "schema": {"type": "string", "example": "daily,adj_factor"},
      "description": "comma-separated dataset names (default daily)"},
     {"name": "recheck", "in": "query", "required": False, "schema": {"type": "boolean"},
-     "description": "also ask tushare each day's count (spends quota; at most AUDIT_RECHECK_MAX pairs)"},
+     "description": "also ask tushare each day's count (spends quota, so it needs an operator token; "
+                    "at most AUDIT_RECHECK_MAX pairs)"},
 ]
 
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {

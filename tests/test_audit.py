@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import fetch_all, scalar
+from tests.conftest import READER_TOKEN, bearer, fetch_all, scalar
 
 AUDIT = "/api/v1/sync-status/audit"
 FILL = AUDIT + "/fill"
@@ -101,6 +101,27 @@ def test_recheck_compares_with_the_source_within_its_bound(api, db, workers, sta
     configure(audit_recheck_max=1)
     bounded = audit(api, "start=2025-10-09&end=2025-10-10&recheck=true")
     assert bounded["rechecked"] == 1 and bounded["recheck_stopped"] == "limit"
+
+
+def test_a_recheck_spends_the_quota_so_it_needs_an_operator(api, db, workers, stack, configure):
+    """Counting is a read; asking tushare again spends the owner's paid quota, as a sync does:
+    a reader gets 403, nobody (PUBLIC_READ) 401, and tushare is not called."""
+    workers.run_until_settled(start(api, {"start_date": "2025-10-09", "end_date": "2025-10-10"}))
+    configure(public_read=True)
+    stack.tushare.reset_stats()
+    url = f"{AUDIT}?start=2025-10-09&end=2025-10-10&recheck=true"
+    as_reader = api._client.get(url, headers=bearer(READER_TOKEN))
+    assert as_reader.status_code == 403 and as_reader.json_body["code"] == "forbidden"
+    assert as_reader.json_body["message"] == "权限不足：此操作需要 operator 角色的令牌"
+    no_token = api._client._http  # the test client without the operator's token
+    nobody = no_token.get(url + "&lang=en")
+    assert nobody.status_code == 401 and nobody.json_body["code"] == "unauthorized"
+    assert nobody.json_body["message"].startswith("Sign-in required")
+    assert stack.tushare.stats()["calls"] == {}  # nothing asked of tushare
+    # Without the re-check both may read; the operator may re-check.
+    assert api._client.get(url.replace("&recheck=true", ""), headers=bearer(READER_TOKEN)).status_code == 200
+    assert no_token.get(url.replace("&recheck=true", "")).status_code == 200
+    assert audit(api, "start=2025-10-09&end=2025-10-10&recheck=true")["rechecked"] == 2
 
 
 @pytest.mark.parametrize("query, code", [

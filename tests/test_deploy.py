@@ -81,9 +81,10 @@ DEPLOY_ENV = {
     "WebsocketMessage": {"SECRETS_ARN", "SECRETS_REVISION", "LIVE_MANAGEMENT_URL"},
     "WebsocketDisconnect": {"SECRETS_ARN", "SECRETS_REVISION"},
 }
-# Which secrets each function may read: only the worker needs the tushare token.
+# Which secrets each function may read: the tushare token only the worker and the API (the
+# audit: a calendar year not cached yet, an operator's re-check against the source).
 # The webhook signing secret (NotifySecret, made by the stack) only for those that send notices.
-SECRETS_OF = {"APIHandler": {"DatabaseSecretArn", "NotifySecret"},
+SECRETS_OF = {"APIHandler": {"DatabaseSecretArn", "NotifySecret", "TushareSecretArn"},
               "SyncDay": {"DatabaseSecretArn", "NotifySecret", "TushareSecretArn"},
               "DeadLetterDay": {"DatabaseSecretArn", "NotifySecret"},
               "SweepStuckDays": {"DatabaseSecretArn", "NotifySecret"},
