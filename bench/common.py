@@ -64,16 +64,24 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def reset(stack: LocalStack, cold_sample_server: bool = True) -> None:
-    """Empty tables and queues, as a fresh stack has them; optionally forget the
-    sample server's cached days so each run generates its days again."""
+@contextmanager
+def db_cursor(stack: LocalStack) -> Iterator[Any]:
+    """A transaction's cursor on a connection of its own, closed after: the benchmark's
+    own statements, kept apart from the app's pool."""
     from chalicelib.db import Database
     db = Database(stack.env["DATABASE_URL"], 1)
     try:
         with db.transaction() as cur:
-            cur.execute(f"TRUNCATE {TABLES}")
+            yield cur
     finally:
         db.close()
+
+
+def reset(stack: LocalStack, cold_sample_server: bool = True) -> None:
+    """Empty tables and queues, as a fresh stack has them; optionally forget the
+    sample server's cached days so each run generates its days again."""
+    with db_cursor(stack) as cur:
+        cur.execute(f"TRUNCATE {TABLES}")
     sqs = stack.sqs_client()
     for url in (stack.env["SQS_QUEUE_URL"], stack.dlq_url):
         if url:
@@ -142,14 +150,9 @@ def machine() -> dict[str, Any]:
 
 
 def postgres_version(stack: LocalStack) -> str:
-    from chalicelib.db import Database
-    db = Database(stack.env["DATABASE_URL"], 1)
-    try:
-        with db.transaction() as cur:
-            cur.execute("SHOW server_version")
-            return str(cur.fetchone()["server_version"])
-    finally:
-        db.close()
+    with db_cursor(stack) as cur:
+        cur.execute("SHOW server_version")
+        return str(cur.fetchone()["server_version"])
 
 
 def git_commit() -> str | None:

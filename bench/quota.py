@@ -27,7 +27,7 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
-from bench.common import reset, trading_days
+from bench.common import db_cursor, reset, trading_days
 from bench.e2e import END, start_workers, sync_range
 
 DATASETS = ("daily", "adj_factor", "daily_basic")
@@ -73,14 +73,9 @@ def _restore_app(saved: dict[str, Any]) -> None:
 
 def _max_attempts(stack: Any) -> int:
     """The most attempts any day of the job spent (the tables held this job alone)."""
-    from chalicelib.db import Database
-    db = Database(stack.env["DATABASE_URL"], 1)
-    try:
-        with db.transaction() as cur:
-            cur.execute("SELECT coalesce(max(attempts), 0) AS n FROM sync_job_days")
-            return int(cur.fetchone()["n"])
-    finally:
-        db.close()
+    with db_cursor(stack) as cur:
+        cur.execute("SELECT coalesce(max(attempts), 0) AS n FROM sync_job_days")
+        return int(cur.fetchone()["n"])
 
 
 def run(stack: Any, limit: int = 10, speedup: float = 10.0, workers: int = 5, days: int = 90,
