@@ -59,6 +59,17 @@ def stack():
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def wait_for(condition, timeout_s=30.0, what="condition"):
+    """`condition()`'s first truthy value, polled every 50 ms; fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

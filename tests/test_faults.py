@@ -31,7 +31,7 @@ from chalicelib.worker import DayWorker, RetryPolicy
 from devstack.services import free_port, sqs_client
 from devstack.stack import ROOT, StackError, check_port_free, wait_for_api
 from devstack.worker_loop import WorkerLoop
-from tests.conftest import fetch_all, scalar
+from tests.conftest import fetch_all, scalar, wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -115,6 +115,9 @@ def test_three_deliveries_of_every_day_by_two_workers_equal_one(app_module, db, 
 
 # 3. Crash safety.
 
+# How a worker's write of a day's bars begins: COPY for a new day, INSERT for a stored one.
+BARS_WRITES = ("INSERT INTO daily_bars", "COPY daily_bars ")
+
 def worker_process(stack) -> subprocess.Popen:
     env = {**os.environ, **stack.env}
     process = subprocess.Popen([sys.executable, "-m", "devstack.worker_loop", "--workers", "1"],
@@ -123,29 +126,27 @@ def worker_process(stack) -> subprocess.Popen:
     return process
 
 
-def wait_for(condition, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def test_worker_killed_during_its_write_leaves_no_rows_and_the_day_completes(
-        app_module, db, workers, stack, source, ledger):
-    day = date(2025, 10, 9)
-    task_id = app_module.get_jobs().create(BatchRequest(day, day)).task_id
-    # Hold the worker inside its write transaction: its COPY into daily_bars (a new
-    # day's path; the upsert's INSERT on a stored day) waits on this lock.
+def held_table(stack, table: str):
+    """A connection holding `table` in SHARE mode: a worker's write to it waits on it."""
     blocker = psycopg2.connect(stack.env["DATABASE_URL"])
-    blocker.cursor().execute("LOCK TABLE daily_bars IN SHARE MODE")
+    blocker.cursor().execute(f"LOCK TABLE {table} IN SHARE MODE")
+    return blocker
+
+
+def statements_running(db, starts: tuple[str, ...], waiting: bool = False) -> int:
+    """Other sessions running a statement that begins with one of `starts` (waiting on a lock)."""
+    return scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE (NOT %(waiting)s OR wait_event_type = 'Lock') "
+                      "AND query LIKE ANY(%(patterns)s) AND pid <> pg_backend_pid()",
+                  {"waiting": waiting, "patterns": [start + "%" for start in starts]})
+
+
+def kill_worker_inside(stack, db, ledger, table: str, starts: tuple[str, ...], what: str) -> None:
+    """A worker process, SIGKILLed while its write to `table` (held) waits inside its
+    transaction; returns once the server has seen the session gone."""
+    blocker = held_table(stack, table)
     process = worker_process(stack)
     try:
-        wait_for(lambda: scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                    "AND (query LIKE 'INSERT INTO daily_bars%%' OR query LIKE 'COPY daily_bars %%')"),
-                 what="the worker's write")
+        wait_for(lambda: statements_running(db, starts, waiting=True), what=what)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         ledger.crashes += 1
@@ -155,10 +156,16 @@ def test_worker_killed_during_its_write_leaves_no_rows_and_the_day_completes(
         if process.poll() is None:
             process.kill()
     # The server rolls the orphaned transaction back once it sees the client gone.
-    wait_for(lambda: not scalar(db, "SELECT count(*) FROM pg_stat_activity "
-                                    "WHERE (query LIKE 'INSERT INTO daily_bars%%' OR query LIKE 'COPY daily_bars %%') "
-                                    "AND pid <> pg_backend_pid()"),
-             what="the killed worker's session to end")
+    wait_for(lambda: not statements_running(db, starts), what="the killed worker's session to end")
+
+
+def test_worker_killed_during_its_write_leaves_no_rows_and_the_day_completes(
+        app_module, db, workers, stack, source, ledger):
+    day = date(2025, 10, 9)
+    task_id = app_module.get_jobs().create(BatchRequest(day, day)).task_id
+    # Killed inside its write transaction: its COPY into daily_bars (a new day's path; the
+    # upsert's INSERT on a stored day) waits on the held table.
+    kill_worker_inside(stack, db, ledger, "daily_bars", BARS_WRITES, what="the worker's write")
     assert scalar(db, "SELECT count(*) FROM daily_bars") == 0
     assert scalar(db, "SELECT status FROM sync_job_days WHERE task_id = %(t)s", {"t": task_id}) == "running"
     # SQS hands the message back after its visibility timeout; the day completes.
@@ -752,14 +759,11 @@ def test_sweeper_prunes_ended_jobs_past_their_retention_in_bounded_batches(app_m
 
 def held_write(stack):
     """A connection holding daily_bars in SHARE mode: a worker's write waits on it."""
-    blocker = psycopg2.connect(stack.env["DATABASE_URL"])
-    blocker.cursor().execute("LOCK TABLE daily_bars IN SHARE MODE")
-    return blocker
+    return held_table(stack, "daily_bars")
 
 
 def write_waiting(db) -> bool:
-    return bool(scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND (query LIKE 'INSERT INTO daily_bars%%' OR query LIKE 'COPY daily_bars %%')"))
+    return bool(statements_running(db, BARS_WRITES, waiting=True))
 
 
 def job_days(db, task_id):

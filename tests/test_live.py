@@ -5,7 +5,6 @@ API, disconnects and gone connections.
 from __future__ import annotations
 
 import json
-import time
 from datetime import date
 
 import pytest
@@ -17,7 +16,7 @@ from websockets.sync.client import connect
 from chalicelib.live import MAX_CONNECTION_AGE_S, ticket_hash
 from chalicelib.validation import BatchRequest
 from chalicelib.webpage import content_security_policy
-from tests.conftest import READER_TOKEN, TokenHttp, fetch_all, scalar
+from tests.conftest import READER_TOKEN, TokenHttp, fetch_all, scalar, wait_for
 
 TICKET = "/api/v1/sync-status/live/ticket"
 HOLIDAY = BatchRequest(date(2025, 9, 29), date(2025, 10, 10))  # 4 trading days of 12
@@ -38,16 +37,6 @@ def receive(socket, timeout=10.0) -> dict:
     return json.loads(socket.recv(timeout=timeout))
 
 
-def wait_for(condition, timeout_s=10.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def connections(db) -> list[dict]:
     return fetch_all(db, "SELECT connection_id, token_name, task_id FROM live_connections ORDER BY connected_at")
 
@@ -65,13 +54,13 @@ def test_a_reader_gets_a_one_time_ticket_kept_only_as_its_hash(stack, db):
 def test_a_ticket_opens_one_connection_once(stack, db):
     data = ticket(stack)
     with connect(f"{data['url']}?ticket={data['ticket']}", open_timeout=10):
-        (row,) = wait_for(lambda: connections(db), what="the connection's row")
+        (row,) = wait_for(lambda: connections(db), timeout_s=10.0, what="the connection's row")
         assert row["token_name"] == "test-reader" and row["task_id"] is None
         assert fetch_all(db, "SELECT * FROM live_tickets") == []  # used up
         with pytest.raises(InvalidStatus) as again:
             connect(f"{data['url']}?ticket={data['ticket']}", open_timeout=10)
         assert again.value.response.status_code == 401
-    wait_for(lambda: connections(db) == [], what="the disconnect to remove the connection")
+    wait_for(lambda: connections(db) == [], timeout_s=10.0, what="the disconnect to remove the connection")
 
 
 @pytest.mark.parametrize("query", ["", "?ticket=", "?ticket=lt_short", "?ticket=sst_" + "x" * 43,
@@ -130,7 +119,7 @@ def test_the_page_protocol_answers_every_message_and_keeps_the_connection(app_mo
         socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
         assert receive(socket)["type"] == "progress"
         socket.send('{"action": "unsubscribe"}')
-        wait_for(lambda: connections(db)[0]["task_id"] is None, what="the unsubscribe")
+        wait_for(lambda: connections(db)[0]["task_id"] is None, timeout_s=10.0, what="the unsubscribe")
         assert app_module.get_live().publish(task_id) == 0
 
 
@@ -171,7 +160,7 @@ def test_a_closed_connection_is_forgotten_and_old_rows_and_tickets_are_pruned(ap
     with open_socket(stack) as socket:
         socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
         receive(socket)
-    wait_for(lambda: connections(db) == [], what="the disconnect handler")
+    wait_for(lambda: connections(db) == [], timeout_s=10.0, what="the disconnect handler")
     ticket(stack)
     with db.transaction() as cur:
         cur.execute("UPDATE live_tickets SET expires_at = now() - interval '1 second'")

@@ -27,8 +27,8 @@ from chalicelib.notices import (NOTICE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HE
                                 verify)
 from chalicelib.validation import BatchRequest
 from devstack.tokens import LOCAL_TOKEN_NAME
-from tests.conftest import fetch_all, scalar
-from tests.test_faults import wait_for, worker_process
+from tests.conftest import fetch_all, scalar, wait_for
+from tests.test_faults import kill_worker_inside, worker_process
 
 HOLIDAY = BatchRequest(date(2025, 9, 29), date(2025, 10, 10))  # 4 trading days of 12
 TWO_DAYS = BatchRequest(date(2025, 10, 9), date(2025, 10, 10))
@@ -314,25 +314,9 @@ def test_a_worker_killed_inside_the_ending_leaves_no_notice_and_the_redelivery_s
         app_module, db, workers, stack, receiver, sns_inbox, ledger):
     day = date(2025, 10, 9)
     task_id = app_module.get_jobs().create(BatchRequest(day, day)).task_id
-    # Hold the worker inside the transaction that ends the job: its notice rows wait for this lock.
-    blocker = psycopg2.connect(stack.env["DATABASE_URL"])
-    blocker.cursor().execute("LOCK TABLE job_notices IN SHARE MODE")
-    process = worker_process(stack)
-    try:
-        wait_for(lambda: scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                    "AND query LIKE 'INSERT INTO job_notices%%'"),
-                 what="the worker's ending")
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        ledger.crashes += 1
-    finally:
-        blocker.rollback()
-        blocker.close()
-        if process.poll() is None:
-            process.kill()
-    wait_for(lambda: not scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                                    "'INSERT INTO job_notices%%' AND pid <> pg_backend_pid()"),
-             what="the killed worker's session to end")
+    # Killed inside the transaction that ends the job: its notice rows wait on the held table.
+    kill_worker_inside(stack, db, ledger, "job_notices", ("INSERT INTO job_notices",),
+                       what="the worker's ending")
     # Its day, its rows, the job's completion and the notices died together.
     assert scalar(db, "SELECT status FROM sync_jobs WHERE task_id = %(t)s", {"t": task_id}) == "running"
     assert notice_rows(db, task_id) == [] and delivered(receiver, task_id) == []
