@@ -12,8 +12,10 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
 
 import psutil
 import psycopg2
@@ -497,6 +499,23 @@ def lambda_handler(worker: DayWorker):
     return handler
 
 
+@contextmanager
+def worker_held_after_its_claim(app_module, stack, db, source) -> Iterator[WorkerLoop]:
+    """One delivery handled in a thread and held after its claim, in its calendar lookup (a
+    3 s trade_cal timeout): the body runs while the day is leased; the delivery ends after."""
+    stack.tushare.add_fault("timeout", api="trade_cal", times=1, delay=3)
+    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"],
+                      lambda_handler(own_worker(app_module, source)), wait_s=1)
+    worker = threading.Thread(target=loop.poll_once)
+    worker.start()
+    try:
+        wait_for(lambda: stack.tushare.stats()["calls"].get("trade_cal") and scalar(
+            db, "SELECT count(*) FROM sync_job_days WHERE status = 'running'"), what="the worker's claim")
+        yield loop
+    finally:
+        worker.join()
+
+
 @pytest.mark.parametrize("meets, settles_as", [
     ("transient error", ("skipped", "cancelled")),
     ("permanent error", ("skipped", "cancelled")),
@@ -511,24 +530,15 @@ def test_cancelled_jobs_running_day_is_settled_whatever_its_worker_meets(
     if meets == "its last attempt's error":
         with db.transaction() as cur:  # two attempts already spent: this claim is the third, the last
             cur.execute("UPDATE sync_job_days SET attempts = 2")
-    # The worker is held in its calendar fetch, after its claim, while the job is cancelled.
-    stack.tushare.add_fault("timeout", api="trade_cal", times=1, delay=3)
     kind = {"transient error": "http_500", "permanent error": "bad_token",
             "its last attempt's error": "http_502"}.get(meets)
     if kind:
         stack.tushare.add_fault(kind, api="daily", times=None)
     ledger.faults += 1 + bool(kind)
-    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"],
-                      lambda_handler(own_worker(app_module, source)), wait_s=1)
-    worker = threading.Thread(target=loop.poll_once)
-    worker.start()
-    try:
-        wait_for(lambda: stack.tushare.stats()["calls"].get("trade_cal") and scalar(
-            db, "SELECT status FROM sync_job_days") == "running", what="the worker's claim")
+    # The worker is held in its calendar fetch, after its claim, while the job is cancelled.
+    with worker_held_after_its_claim(app_module, stack, db, source) as loop:
         cancelled = jobs.cancel(task_id)
         assert (cancelled.status, cancelled.current, cancelled.total) == ("cancelled", 0, 1)
-    finally:
-        worker.join()
     assert (loop.handled, loop.failed) == (1, 0)  # settled: no redelivery to wait for
     row = fetch_all(db, "SELECT status, skip_reason FROM sync_job_days")[0]
     assert (row["status"], row["skip_reason"]) == settles_as
@@ -880,18 +890,9 @@ def test_a_day_released_by_a_transient_error_while_paused_waits_for_the_resume(
     task_id = jobs.create(BatchRequest(day, day)).task_id
     # Held after its claim (in the calendar lookup) while the job is paused; then its fetch
     # fails, transiently.
-    stack.tushare.add_fault("timeout", api="trade_cal", times=1, delay=3)
     stack.tushare.add_fault("http_500", api="daily", times=1)
-    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"],
-                      lambda_handler(own_worker(app_module, source)), wait_s=1)
-    worker = threading.Thread(target=loop.poll_once)
-    worker.start()
-    try:
-        wait_for(lambda: stack.tushare.stats()["calls"].get("trade_cal") and scalar(
-            db, "SELECT status FROM sync_job_days") == "running", what="the worker's claim")
+    with worker_held_after_its_claim(app_module, stack, db, source) as loop:
         assert jobs.pause(task_id).status == "paused"
-    finally:
-        worker.join()
     ledger.faults += 2
     ledger.pause_races += 1
     assert (loop.handled, loop.failed) == (0, 1)  # released for a retry
@@ -913,14 +914,7 @@ def test_a_day_still_leased_at_resume_is_not_sent_again_and_a_stale_message_chan
         app_module, db, stack, source, ledger, workers):
     jobs = app_module.get_jobs()
     task_id = jobs.create(BatchRequest(date(2025, 10, 9), date(2025, 10, 10))).task_id
-    stack.tushare.add_fault("timeout", api="trade_cal", times=1, delay=3)
-    loop = WorkerLoop(stack.sqs_client(), stack.env["SQS_QUEUE_URL"],
-                      lambda_handler(own_worker(app_module, source)), wait_s=1)
-    worker = threading.Thread(target=loop.poll_once)
-    worker.start()
-    try:
-        wait_for(lambda: scalar(db, "SELECT count(*) FROM sync_job_days WHERE status = 'running'"),
-                 what="the worker's claim")
+    with worker_held_after_its_claim(app_module, stack, db, source) as loop:
         before = job_days(db, task_id)
         (held,) = [d for d, r in before.items() if r["status"] == "running"]
         (other,) = [d for d, r in before.items() if r["status"] == "pending"]
@@ -929,8 +923,6 @@ def test_a_day_still_leased_at_resume_is_not_sent_again_and_a_stale_message_chan
         after = job_days(db, task_id)
         assert after[held]["enqueued_at"] == before[held]["enqueued_at"]  # not sent again
         assert after[other]["enqueued_at"] > before[other]["enqueued_at"]  # sent again
-    finally:
-        worker.join()
     ledger.faults += 1
     ledger.pause_races += 1
     ledger.duplicated += 1  # the other day's first message is still queued: it now has two
